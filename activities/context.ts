@@ -1,0 +1,59 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { Config } from '../config/index.js';
+import type { Duck } from '../lake/duck.js';
+import type { Lake } from '../lake/lake.js';
+
+/** Everything activities touch, passed in explicitly; tests hand in their own. */
+export interface ActivityDeps {
+  config: Config;
+  lake: Lake;
+  duck: Duck;
+  clock: () => Date;
+}
+
+function inActivity(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs long work while heartbeating every few seconds with the latest progress, so a killed worker is noticed
+ * within the heartbeat timeout and the activity is retried elsewhere. Outside an activity it just runs.
+ */
+export async function withHeartbeat<T>(fn: (progress: (detail: unknown) => void) => Promise<T>): Promise<T> {
+  const ctx = inActivity();
+  let detail: unknown = undefined;
+  const beat = () => ctx?.heartbeat(detail);
+  beat();
+  const timer = ctx ? setInterval(beat, 2000) : undefined;
+  try {
+    return await fn((d) => {
+      detail = d;
+    });
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+/** Test-only fault injection: holds the named activity (heartbeating) for the configured time. */
+export async function faultHold(deps: ActivityDeps, activity: string): Promise<void> {
+  const ms = deps.config.faults.holdMs[activity];
+  if (!ms) return;
+  await withHeartbeat(() => new Promise((resolve) => setTimeout(resolve, ms)));
+}
+
+/** A scratch folder for one unit of work, removed afterwards. */
+export async function withWorkDir<T>(deps: ActivityDeps, name: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = join(deps.config.home, 'work', `${name}-${process.pid}-${Date.now()}`);
+  await mkdir(dir, { recursive: true });
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

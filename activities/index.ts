@@ -1,0 +1,17 @@
+import { createBronzeActivities } from './bronze.js';
+import type { ActivityDeps } from './context.js';
+import { createGoldActivities } from './gold.js';
+import { createSilverActivities } from './silver.js';
+
+export type { ActivityDeps } from './context.js';
+
+/** Every activity of edlake, bound to its dependencies. Workflows import only this function's type. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createBronzeActivities(deps),
+    ...createSilverActivities(deps),
+    ...createGoldActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,222 @@
+import { existsSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { ingestFiles } from '../activities/bronze.js';
+import { SOURCE_KINDS } from '../activities/sources.js';
+import { lakeLocation, loadConfig, redactedConfig } from '../config/index.js';
+import { generate } from '../generator/index.js';
+import { createLake } from '../lake/lake.js';
+import { isoDay } from '../lake/paths.js';
+import { servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
+import { startWorker } from '../workers/worker.js';
+import { connectClient } from './client.js';
+import { CliError, describeError, EXIT } from './errors.js';
+import { followNightly, startNightly } from './runs.js';
+import { collectStatus, formatStatus } from './status.js';
+import { runMainJob } from './start.js';
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const print = (line: string) => process.stdout.write(`${line}\n`);
+const json = (v: unknown) => print(JSON.stringify(v, null, 2));
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`, EXIT.usage);
+    return n;
+  };
+}
+
+function progressBar(label: string, total: number): cliProgress.SingleBar | null {
+  if (!process.stderr.isTTY) return null;
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {unit}`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { unit: '' });
+  return bar;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('edlake')
+    .description('Learning-analytics lakehouse: bronze → silver → gold as durable Temporal workflows.')
+    .showHelpAfterError()
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    `
+Exit codes: 0 ok, 1 failure, 2 usage, 3 bad configuration, 4 service unavailable, 5 bad or missing input, 6 run failed.
+Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environment variables; see README.`,
+  );
+
+  const services = program.command('services').description('start, stop and inspect the Temporal dev server and MinIO');
+  services
+    .command('up')
+    .description('start what the configuration needs (Temporal; MinIO for a local S3 lake), building binaries once')
+    .option('--minio', 'start MinIO even when the lake is local')
+    .option('--json', 'print JSON')
+    .action(async (o: { minio?: boolean; json?: boolean }) => {
+      const states = await servicesUp(loadConfig(), { minio: o.minio, say });
+      if (o.json) json(states);
+      else for (const s of states) print(`${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`);
+    });
+  services
+    .command('down')
+    .description('stop what `services up` started (by pid file); leaves other servers alone')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const stopped = await servicesDown(loadConfig());
+      if (o.json) json(stopped);
+      else if (!stopped.length) print('nothing to stop');
+      else for (const s of stopped) print(`${s.name.padEnd(9)} stopped (pid ${s.pid})`);
+    });
+  services
+    .command('status')
+    .description('say what runs where')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const states = await servicesStatus(loadConfig());
+      if (o.json) json(states);
+      else for (const s of states) print(`${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.healthy ? 'healthy' : 'down'}  ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`);
+    });
+
+  program
+    .command('generate')
+    .description('write a deterministic multi-modal raw drop with known defects')
+    .requiredOption('--out <dir>', 'output folder (laid out as an inbox: dt=YYYY-MM-DD/<source>/…)')
+    .option('--students <n>', 'number of students', int('students'), 200)
+    .option('--days <n>', 'number of days', int('days'), 7)
+    .option('--start <date>', 'first day, YYYY-MM-DD', '2026-09-14')
+    .option('--seed <n>', 'random seed', int('seed'), 42)
+    .option('--json', 'print the expected counts as JSON')
+    .action((o: { out: string; students: number; days: number; start: string; seed: number; json?: boolean }) => {
+      const bar = progressBar('generate', o.days);
+      let res;
+      try {
+        res = generate({ ...o, onProgress: (d) => bar?.update(d, { unit: 'days' }) });
+      } catch (err) {
+        throw new CliError((err as Error).message, EXIT.usage);
+      } finally {
+        bar?.stop();
+      }
+      if (o.json) json(res.expected);
+      else print(`wrote ${res.files.length} files for ${res.students} students over ${res.dates.length} days to ${o.out}`);
+    });
+
+  program
+    .command('ingest')
+    .description('land files or folders in bronze, unchanged (idempotent by checksum)')
+    .argument('<paths...>', 'files or folders')
+    .addOption(new Option('--source <kind>', 'source kind').choices([...SOURCE_KINDS]).makeOptionMandatory())
+    .option('--date <date>', 'partition date (default: today, UTC)')
+    .option('--json', 'print JSON')
+    .action(async (paths: string[], o: { source: string; date?: string; json?: boolean }) => {
+      const config = loadConfig();
+      const lake = createLake(config);
+      await lake.store.ensureReady();
+      for (const p of paths) if (!existsSync(p)) throw new CliError(`input file not found: ${p}`, EXIT.input);
+      const res = await ingestFiles(lake, {
+        source: o.source,
+        date: o.date ?? isoDay(new Date()),
+        paths,
+        runId: `ingest-${new Date().toISOString()}`,
+        onFile: (f) => say(`landed ${f}`),
+      });
+      if (o.json) json({ added: res.added, alreadyLanded: res.skipped, partition: res.partition });
+      else print(`${res.added.length} file(s) landed, ${res.skipped.length} already in bronze → ${res.partition.uri}`);
+    });
+
+  program
+    .command('run')
+    .description('start the nightly pipeline for a date (workflow nightly-<date>)')
+    .requiredOption('--date <date>', 'partition date, YYYY-MM-DD')
+    .option('--wait', 'wait for the run and print its summary')
+    .option('--json', 'print JSON')
+    .action(async (o: { date: string; wait?: boolean; json?: boolean }) => {
+      const config = loadConfig();
+      const { client, close } = await connectClient(config);
+      try {
+        const handle = await startNightly(client, config, o.date);
+        if (!o.wait) {
+          if (o.json) json({ workflowId: handle.workflowId });
+          else print(`started ${handle.workflowId}: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`);
+          return;
+        }
+        const summary = await followNightly(handle, (p) => say(`${handle.workflowId}: ${p.stage}`));
+        if (o.json) json(summary);
+        else print(`${handle.workflowId}: silver ${summary.rows.silver} rows, duplicates ${summary.rows.duplicates}, quarantined ${summary.rows.quarantined}, gold ${summary.rows.gold} rows`);
+      } finally {
+        await close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('recent runs, committed partitions per layer, and per source and date: raw, accepted, duplicates, quarantined')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const config = loadConfig();
+      const lake = createLake(config);
+      let conn: Awaited<ReturnType<typeof connectClient>> | null = null;
+      let err: string | undefined;
+      try {
+        conn = await connectClient(config);
+      } catch (e) {
+        err = (e as Error).message;
+      }
+      try {
+        const s = await collectStatus(config, lake, conn?.client ?? null, err);
+        if (o.json) json(s);
+        else print(formatStatus(s));
+      } finally {
+        await conn?.close();
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run a worker for the pipeline task queue until interrupted')
+    .action(async () => {
+      const config = loadConfig();
+      const w = await startWorker(config);
+      say(`worker running on ${config.temporal.address} (lake ${lakeLocation(config)}); Ctrl-C to stop`);
+      const stop = () => void w.stop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await w.done;
+    });
+
+  program
+    .command('start')
+    .description('the main job: services up, demo data if absent, worker, nightly runs over the demo days, summary')
+    .option('--keep', 'leave services and the worker running for exploring the Web UI')
+    .option('--students <n>', 'demo students', int('students'), 200)
+    .option('--days <n>', 'demo days', int('days'), 7)
+    .action(async (o: { keep?: boolean; students: number; days: number }) => {
+      await runMainJob(loadConfig(), { keep: !!o.keep, students: o.students, days: o.days, say, print });
+    });
+
+  program
+    .command('config')
+    .description('print the effective configuration (secrets redacted)')
+    .action(() => {
+      json(redactedConfig(loadConfig()));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const { line, code } = describeError(err);
+    process.stderr.write(`edlake: ${line}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,304 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/** Task queues are named once, here; workers and clients import them. */
+export const TASK_QUEUES = {
+  pipeline: 'edlake-pipeline',
+} as const;
+
+/**
+ * Custom search attributes registered on the dev server at start and upserted by workflows, so operators can filter
+ * runs in the Web UI (e.g. `EdlakeStage = "failed"`).
+ */
+export const SEARCH_ATTRIBUTES = {
+  EdlakeRunDate: 'Datetime',
+  EdlakeStage: 'Keyword',
+  EdlakeRows: 'Int',
+  EdlakeQuarantined: 'Int',
+} as const;
+
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
+const port = z.coerce.number().int().min(1).max(65535);
+
+const lakeSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('local'),
+    root: z.string().min(1),
+  }),
+  z.object({
+    kind: z.literal('s3'),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
+    prefix: z.string().default(''),
+    endpoint: z.string().url('must be a URL such as http://127.0.0.1:9000').optional(),
+    region: z.string().min(1).default('us-east-1'),
+    forcePathStyle: z.coerce.boolean().default(true),
+    accessKeyId: z.string().min(1, 'is required for an s3 lake'),
+    secretAccessKey: z.string().min(1, 'is required for an s3 lake (EDLAKE_S3_SECRET_ACCESS_KEY)'),
+    partSizeMb: z.coerce.number().int().min(5).max(512).default(16),
+  }),
+]);
+
+export const configSchema = z.object({
+  /** Working directory for everything the embedded setup keeps: lake, service data, logs, pid files, caches. */
+  home: z.string().min(1),
+  /** Built service binaries and downloaded models, shared by every checkout on the machine. */
+  cacheDir: z.string().min(1),
+  lake: lakeSchema,
+  /** Where raw drops arrive: `<inbox>/dt=YYYY-MM-DD/<source>/<files>`. */
+  inbox: z.string().min(1),
+  temporal: z.object({
+    /** Set when an existing cluster is used; the dev server is then not managed. */
+    external: z.boolean(),
+    address: z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port'),
+    namespace: z.string().min(1),
+    uiPort: port,
+    uiUrl: z.string().url(),
+    cli: z.string().optional(),
+    /** Seconds without a heartbeat before a long activity is retried on another worker. */
+    heartbeatTimeoutSeconds: z.coerce.number().int().min(1).max(3600),
+  }),
+  minio: z.object({
+    address: z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port'),
+    consoleAddress: z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port'),
+    release: z.string().min(1),
+    binary: z.string().optional(),
+  }),
+  pipeline: z.object({
+    /** Events further in the future than this (relative to the landing time) are quarantined. */
+    futureSkewMinutes: z.coerce.number().int().min(0).max(7 * 24 * 60),
+    /** Gaps between consecutive events longer than this end an active period. */
+    sessionGapMinutes: z.coerce.number().int().min(1).max(24 * 60),
+    duckdbThreads: z.coerce.number().int().min(1).max(256),
+    duckdbMemoryLimit: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must be a size such as 2GB'),
+  }),
+  /** Keyed-HMAC secret for pseudonymous student keys. From env only. */
+  pseudonymKey: z.string().min(16, 'must be at least 16 characters (EDLAKE_PSEUDONYM_KEY)'),
+  /** Test-only fault injection: hold an activity before it starts, e.g. {"buildSilverTables": 30000}. */
+  faults: z.object({ holdMs: z.record(z.string(), z.number().int().min(0)) }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type LakeConfig = z.infer<typeof lakeSchema>;
+
+/** Raised for any invalid setting; the message is one line naming the key and the rule. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Keys that hold secrets: accepted from the environment only, never from a file, never printed. */
+const SECRET_KEYS = ['pseudonymKey', 'lake.secretAccessKey'];
+
+/** Development-only defaults: the embedded setup works out of the box; real deployments set these in env. */
+const DEV_PSEUDONYM_KEY = 'edlake-development-pseudonym-key';
+const DEV_MINIO_USER = 'edlake';
+const DEV_MINIO_SECRET = 'edlake-dev-secret';
+
+type Env = Record<string, string | undefined>;
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    if (typeof node[part] !== 'object' || node[part] === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+/** Env variables and the config keys they set. Secrets are among them and nowhere else. */
+const ENV_KEYS: Record<string, string> = {
+  EDLAKE_HOME: 'home',
+  EDLAKE_INBOX: 'inbox',
+  EDLAKE_CACHE_DIR: 'cacheDir',
+  EDLAKE_TEMPORAL_ADDRESS: 'temporal.address',
+  EDLAKE_LAKE_KIND: 'lake.kind',
+  EDLAKE_LAKE_ROOT: 'lake.root',
+  EDLAKE_S3_BUCKET: 'lake.bucket',
+  EDLAKE_S3_PREFIX: 'lake.prefix',
+  EDLAKE_S3_ENDPOINT: 'lake.endpoint',
+  EDLAKE_S3_REGION: 'lake.region',
+  EDLAKE_S3_FORCE_PATH_STYLE: 'lake.forcePathStyle',
+  EDLAKE_S3_ACCESS_KEY_ID: 'lake.accessKeyId',
+  EDLAKE_S3_SECRET_ACCESS_KEY: 'lake.secretAccessKey',
+  EDLAKE_S3_PART_SIZE_MB: 'lake.partSizeMb',
+  EDLAKE_TEMPORAL_NAMESPACE: 'temporal.namespace',
+  EDLAKE_TEMPORAL_UI_PORT: 'temporal.uiPort',
+  EDLAKE_TEMPORAL_CLI: 'temporal.cli',
+  EDLAKE_HEARTBEAT_TIMEOUT_SECONDS: 'temporal.heartbeatTimeoutSeconds',
+  EDLAKE_MINIO_ADDRESS: 'minio.address',
+  EDLAKE_MINIO_CONSOLE_ADDRESS: 'minio.consoleAddress',
+  EDLAKE_MINIO_BINARY: 'minio.binary',
+  EDLAKE_FUTURE_SKEW_MINUTES: 'pipeline.futureSkewMinutes',
+  EDLAKE_SESSION_GAP_MINUTES: 'pipeline.sessionGapMinutes',
+  EDLAKE_DUCKDB_THREADS: 'pipeline.duckdbThreads',
+  EDLAKE_DUCKDB_MEMORY_LIMIT: 'pipeline.duckdbMemoryLimit',
+  EDLAKE_PSEUDONYM_KEY: 'pseudonymKey',
+};
+
+function defaults(home: string, env: Env): Record<string, unknown> {
+  const userCache = env.XDG_CACHE_HOME ?? join(env.HOME ?? homedir(), '.cache');
+  return {
+    home,
+    cacheDir: join(userCache, 'edlake'),
+    inbox: resolve(home, 'inbox'),
+    lake: { kind: 'local', root: resolve(home, 'lake') },
+    temporal: {
+      external: false,
+      address: '127.0.0.1:7233',
+      namespace: 'default',
+      uiPort: 8233,
+      heartbeatTimeoutSeconds: 60,
+    },
+    minio: {
+      address: '127.0.0.1:9000',
+      consoleAddress: '127.0.0.1:9001',
+      release: MINIO_PSEUDO_VERSION,
+    },
+    pipeline: {
+      futureSkewMinutes: 15,
+      sessionGapMinutes: 30,
+      duckdbThreads: 2,
+      duckdbMemoryLimit: '4GB',
+    },
+    pseudonymKey: DEV_PSEUDONYM_KEY,
+    faults: { holdMs: {} },
+  };
+}
+
+/** The MinIO module version built by `edlake services up` (the newest one the Go module proxy serves here). */
+export const MINIO_PSEUDO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+
+function readConfigFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new ConfigError(`config file ${path}: not found`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path}: must hold a JSON object`);
+  }
+  const flat = JSON.stringify(parsed);
+  for (const key of SECRET_KEYS) {
+    const leaf = key.split('.').pop()!;
+    if (flat.includes(`"${leaf}"`)) {
+      throw new ConfigError(`config file ${path}: ${key} is a secret and is read from the environment only`);
+    }
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Builds the one validated configuration from defaults, an optional JSON file (`EDLAKE_CONFIG` or
+ * `<home>/edlake.config.json`) and `EDLAKE_*` environment variables, in that order. Pure apart from reading that file.
+ */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const home = resolve(cwd, env.EDLAKE_HOME ?? '.edlake');
+  let raw = defaults(home, env);
+
+  const filePath = env.EDLAKE_CONFIG ? resolve(cwd, env.EDLAKE_CONFIG) : resolve(home, 'edlake.config.json');
+  if (env.EDLAKE_CONFIG || existsSync(filePath)) raw = deepMerge(raw, readConfigFile(filePath));
+
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(fromEnv, key, value);
+  }
+  raw = deepMerge(raw, fromEnv);
+  if (env.EDLAKE_FAULT_HOLD_MS) raw.faults = { holdMs: parseHolds(env.EDLAKE_FAULT_HOLD_MS) };
+
+  const temporal = raw.temporal as Record<string, unknown>;
+  if (env.TEMPORAL_ADDRESS) {
+    temporal.address = env.TEMPORAL_ADDRESS;
+    temporal.external = true;
+  }
+  if (env.TEMPORAL_NAMESPACE) temporal.namespace = env.TEMPORAL_NAMESPACE;
+  const uiHost = String(temporal.address).split(':')[0];
+  temporal.uiUrl ??= env.EDLAKE_TEMPORAL_UI_URL ?? `http://${uiHost}:${String(temporal.uiPort)}`;
+
+  const lake = raw.lake as Record<string, unknown>;
+  if (lake.kind === 's3') {
+    const usesManagedMinio = !lake.endpoint || isLoopback(String(lake.endpoint));
+    lake.endpoint ??= `http://${String((raw.minio as Record<string, unknown>).address)}`;
+    if (usesManagedMinio) {
+      lake.accessKeyId ??= DEV_MINIO_USER;
+      lake.secretAccessKey ??= DEV_MINIO_SECRET;
+    }
+    lake.bucket ??= 'edlake';
+  }
+  for (const key of ['home', 'inbox', 'cacheDir']) raw[key] = resolve(cwd, String(raw[key]));
+  if (lake.kind === 'local' && typeof lake.root === 'string') lake.root = resolve(cwd, lake.root);
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path.join('.');
+    const envName = Object.entries(ENV_KEYS).find(([, k]) => k === key)?.[0];
+    const shown = SECRET_KEYS.includes(key) || key === 'lake.secretAccessKey' ? '' : describeValue(raw, issue.path);
+    throw new ConfigError(`invalid setting ${key}${envName ? ` (${envName})` : ''}${shown}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** `activityName=ms[,activityName=ms]`: test-only fault injection. */
+function parseHolds(spec: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of spec.split(',')) {
+    const [name, ms] = part.split('=');
+    const n = Number(ms);
+    if (!name || !Number.isInteger(n) || n < 0) {
+      throw new ConfigError(`invalid setting faults.holdMs (EDLAKE_FAULT_HOLD_MS): expected name=milliseconds, got ${JSON.stringify(part)}`);
+    }
+    out[name] = n;
+  }
+  return out;
+}
+
+function describeValue(raw: Record<string, unknown>, path: PropertyKey[]): string {
+  let node: unknown = raw;
+  for (const p of path) node = node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[p] : undefined;
+  return node === undefined ? '' : ` = ${JSON.stringify(node)}`;
+}
+
+export function isLoopback(urlOrHost: string): boolean {
+  const host = urlOrHost.replace(/^[a-z]+:\/\//i, '').split(/[:/]/)[0];
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '[::1]';
+}
+
+/** The lake location as an operator would type it: a path or an s3:// URI. */
+export function lakeLocation(config: Config): string {
+  const l = config.lake;
+  return l.kind === 'local' ? l.root : `s3://${l.bucket}/${l.prefix}`.replace(/\/$/, '');
+}
+
+/** Credentials the managed MinIO runs with: the lake's when it is on S3, else the development pair. */
+export function minioCredentials(config: Config): { user: string; password: string } {
+  return config.lake.kind === 's3'
+    ? { user: config.lake.accessKeyId, password: config.lake.secretAccessKey }
+    : { user: DEV_MINIO_USER, password: DEV_MINIO_SECRET };
+}
+
+/** The configuration minus its secrets, for `edlake config` and logs. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const copy = structuredClone(config) as Record<string, unknown>;
+  copy.pseudonymKey = '***';
+  const lake = copy.lake as Record<string, unknown>;
+  if ('secretAccessKey' in lake) lake.secretAccessKey = '***';
+  return copy;
+}

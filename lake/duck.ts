@@ -1,0 +1,55 @@
+import { mkdir } from 'node:fs/promises';
+import { DuckDBConnection, DuckDBInstance, quotedString } from '@duckdb/node-api';
+
+export interface DuckOptions {
+  threads: number;
+  memoryLimit: string;
+  tempDirectory: string;
+}
+
+/** One DuckDB instance per process; a connection per unit of work, closed in `finally`. */
+export class Duck {
+  private instance: Promise<DuckDBInstance> | undefined;
+
+  constructor(private readonly opts: DuckOptions) {}
+
+  private async getInstance(): Promise<DuckDBInstance> {
+    this.instance ??= (async () => {
+      await mkdir(this.opts.tempDirectory, { recursive: true });
+      return DuckDBInstance.create(':memory:', {
+        threads: String(this.opts.threads),
+        memory_limit: this.opts.memoryLimit,
+        temp_directory: this.opts.tempDirectory,
+        preserve_insertion_order: 'true',
+      });
+    })();
+    return this.instance;
+  }
+
+  async withConnection<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    const conn = await (await this.getInstance()).connect();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.closeSync();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.instance) (await this.instance).closeSync();
+    this.instance = undefined;
+  }
+}
+
+/** A SQL list of string literals, for file paths given to table functions (which take no bound parameters). */
+export function sqlList(values: string[]): string {
+  return `[${values.map((v) => quotedString(v)).join(', ')}]`;
+}
+
+/** DuckDB returns BIGINT as bigint; Temporal payloads and JSON need numbers. */
+export function toNumber(v: unknown): number {
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'number') return v;
+  if (v === null || v === undefined) return 0;
+  return Number(v);
+}

@@ -1,0 +1,194 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from '../config/index.js';
+import { LocalObjectStore } from './local-store.js';
+import type { ColumnSpec, Manifest, ManifestFile, PartitionRef } from './manifest.js';
+import {
+  bronzeFileKey,
+  dataFileKey,
+  datasetPrefix,
+  type Layer,
+  manifestKey,
+  MANIFEST_FILE,
+  partitionPrefix,
+} from './paths.js';
+import { S3ObjectStore } from './s3-store.js';
+import type { ObjectStore } from './store.js';
+
+export interface StagedFile {
+  localPath: string;
+  rows: number;
+}
+
+export interface PublishInput {
+  layer: Layer;
+  dataset: string;
+  date: string;
+  runId: string;
+  /** Unique per attempt at writing this partition; retries of the same attempt reuse it. */
+  writeId: string;
+  files: StagedFile[];
+  schema: ColumnSpec[];
+  schemaVersion: number;
+  stats?: Record<string, number>;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * The lake: owns the layout, atomic partition commits and reads of committed data. Stage code never knows whether it
+ * writes to a folder or a bucket.
+ */
+export class Lake {
+  constructor(
+    readonly store: ObjectStore,
+    readonly location: string,
+  ) {}
+
+  /**
+   * Uploads the staged files under a write-scoped prefix, then commits the partition by writing its manifest last,
+   * then removes whatever the partition held before. Re-publishing a date replaces the partition whole; a crash before
+   * the manifest leaves the previous commit visible and untouched.
+   */
+  async publishPartition(input: PublishInput): Promise<Manifest> {
+    const files: ManifestFile[] = [];
+    for (const [i, f] of input.files.entries()) {
+      const ext = f.localPath.split('.').pop() ?? 'bin';
+      const key = dataFileKey(input.layer, input.dataset, input.date, input.writeId, i, ext);
+      const sha256 = await sha256File(f.localPath);
+      await this.store.putFile(key, f.localPath);
+      files.push({ key, rows: f.rows, bytes: (await stat(f.localPath)).size, sha256 });
+    }
+    const manifest: Manifest = {
+      formatVersion: 1,
+      layer: input.layer,
+      dataset: input.dataset,
+      date: input.date,
+      runId: input.runId,
+      writeId: input.writeId,
+      committedAt: new Date().toISOString(),
+      schemaVersion: input.schemaVersion,
+      schema: input.schema,
+      files,
+      rowCount: files.reduce((n, f) => n + f.rows, 0),
+      stats: input.stats ?? {},
+    };
+    await this.commit(manifest);
+    return manifest;
+  }
+
+  private async commit(manifest: Manifest): Promise<void> {
+    const key = manifestKey(manifest.layer, manifest.dataset, manifest.date);
+    await this.store.putBytes(key, JSON.stringify(manifest, null, 2));
+    const keep = new Set([key, ...manifest.files.map((f) => f.key)]);
+    const stale = (await this.store.list(partitionPrefix(manifest.layer, manifest.dataset, manifest.date)))
+      .map((o) => o.key)
+      .filter((k) => !keep.has(k));
+    if (stale.length) await this.store.delete(stale);
+  }
+
+  async readManifest(layer: Layer, dataset: string, date: string): Promise<Manifest | null> {
+    const bytes = await this.store.getBytes(manifestKey(layer, dataset, date));
+    return bytes ? (JSON.parse(bytes.toString('utf8')) as Manifest) : null;
+  }
+
+  /** Dates of the committed partitions of a dataset, ascending. */
+  async listPartitions(layer: Layer, dataset: string): Promise<string[]> {
+    const prefixes = await this.store.listPrefixes(datasetPrefix(layer, dataset));
+    const dates: string[] = [];
+    for (const p of prefixes) {
+      const m = /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p);
+      if (m && (await this.store.exists(p + MANIFEST_FILE))) dates.push(m[1]!);
+    }
+    return dates;
+  }
+
+  async listDatasets(layer: Layer): Promise<string[]> {
+    return (await this.store.listPrefixes(`${layer}/`)).map((p) => p.slice(layer.length + 1, -1));
+  }
+
+  /** Local paths of a committed partition's files, for DuckDB. Empty when the partition does not exist. */
+  async localFiles(layer: Layer, dataset: string, date: string): Promise<{ manifest: Manifest | null; paths: string[] }> {
+    const manifest = await this.readManifest(layer, dataset, date);
+    if (!manifest) return { manifest, paths: [] };
+    const paths: string[] = [];
+    for (const f of manifest.files) paths.push(await this.store.localCopy(f.key));
+    return { manifest, paths };
+  }
+
+  /**
+   * Lands one raw file in bronze unchanged. Idempotent: a file whose checksum the partition already holds is not
+   * landed again. Returns whether it was new.
+   */
+  async landBronzeFile(input: {
+    source: string;
+    date: string;
+    localPath: string;
+    runId: string;
+    originalName?: string;
+  }): Promise<{ file: ManifestFile; added: boolean }> {
+    const sha256 = await sha256File(input.localPath);
+    const name = input.originalName ?? basename(input.localPath);
+    const existing = await this.readManifest('bronze', input.source, input.date);
+    const found = existing?.files.find((f) => f.sha256 === sha256);
+    if (found) return { file: found, added: false };
+    const key = bronzeFileKey(input.source, input.date, sha256, name);
+    await this.store.putFile(key, input.localPath);
+    const file: ManifestFile = {
+      key,
+      rows: 0,
+      bytes: (await stat(input.localPath)).size,
+      sha256,
+      originalName: name,
+      arrivedAt: new Date().toISOString(),
+    };
+    const files = [...(existing?.files ?? []), file];
+    const manifest: Manifest = {
+      formatVersion: 1,
+      layer: 'bronze',
+      dataset: input.source,
+      date: input.date,
+      runId: input.runId,
+      writeId: 'raw',
+      committedAt: new Date().toISOString(),
+      schemaVersion: 1,
+      schema: [],
+      files,
+      rowCount: 0,
+      stats: { files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) },
+    };
+    await this.store.putBytes(manifestKey('bronze', input.source, input.date), JSON.stringify(manifest, null, 2));
+    return { file, added: true };
+  }
+
+  ref(manifest: Manifest): PartitionRef {
+    return {
+      uri: this.store.uri(manifestKey(manifest.layer, manifest.dataset, manifest.date)),
+      layer: manifest.layer,
+      dataset: manifest.dataset,
+      date: manifest.date,
+      rowCount: manifest.rowCount,
+      schemaVersion: manifest.schemaVersion,
+      stats: manifest.stats,
+    };
+  }
+}
+
+export function createObjectStore(config: Config): ObjectStore {
+  const l = config.lake;
+  if (l.kind === 'local') return new LocalObjectStore(l.root);
+  return new S3ObjectStore({ ...l, cacheDir: join(config.home, 'cache', 's3') });
+}
+
+export function createLake(config: Config): Lake {
+  const store = createObjectStore(config);
+  const l = config.lake;
+  return new Lake(store, l.kind === 'local' ? l.root : `s3://${l.bucket}/${l.prefix}`.replace(/\/$/, ''));
+}

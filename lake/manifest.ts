@@ -1,0 +1,47 @@
+import type { Layer } from './paths.js';
+
+export interface ManifestFile {
+  key: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+  /** Bronze only: the file's original name and when it arrived. */
+  originalName?: string;
+  arrivedAt?: string;
+}
+
+export interface ColumnSpec {
+  name: string;
+  type: string;
+}
+
+/**
+ * The commit record of one partition. A partition exists for readers exactly when its manifest does, and only the
+ * files it lists belong to it.
+ */
+export interface Manifest {
+  formatVersion: 1;
+  layer: Layer;
+  dataset: string;
+  date: string;
+  runId: string;
+  writeId: string;
+  committedAt: string;
+  schemaVersion: number;
+  schema: ColumnSpec[];
+  files: ManifestFile[];
+  rowCount: number;
+  /** Reconciliation and other counts, e.g. { raw, accepted, duplicates, quarantined }. */
+  stats: Record<string, number>;
+}
+
+/** What activities return across the workflow boundary: a reference, never rows. */
+export interface PartitionRef {
+  uri: string;
+  layer: Layer;
+  dataset: string;
+  date: string;
+  rowCount: number;
+  schemaVersion: number;
+  stats: Record<string, number>;
+}

@@ -1,0 +1,53 @@
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { type Config, TASK_QUEUES } from '../config/index.js';
+import { createDeps } from './deps.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface StartedWorker {
+  worker: Worker;
+  connection: NativeConnection;
+  /** Resolves when the worker has stopped. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** Connects to Temporal and starts a worker for the pipeline task queue. */
+export async function startWorker(config: Config, opts: { taskQueue?: string } = {}): Promise<StartedWorker> {
+  if (!runtimeInstalled) {
+    runtimeInstalled = true;
+    try {
+      Runtime.install({ logger: new DefaultLogger((process.env.EDLAKE_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+    } catch {
+      // Already installed by the host process (e.g. a test harness); keep its logger.
+    }
+  }
+  const deps = createDeps(config);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: opts.taskQueue ?? TASK_QUEUES.pipeline,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities(deps),
+    maxConcurrentActivityTaskExecutions: 4,
+    bundlerOptions: { ignoreModules: [] },
+  });
+  const done = worker.run().finally(async () => {
+    await deps.duck.close();
+    await connection.close();
+  });
+  return {
+    worker,
+    connection,
+    done,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/** Types shared by workflows, clients and the CLI. No I/O, no Node built-ins: safe inside the workflow sandbox. */
+
+export type Stage = 'queued' | 'bronze' | 'silver' | 'gold' | 'done' | 'failed';
+
+export interface NightlyPipelineInput {
+  /** The partition date, YYYY-MM-DD. */
+  date: string;
+}
+
+export interface NightlyProgress {
+  date: string;
+  stage: Stage;
+  stagesDone: string[];
+  filesLanded: number;
+  rows: { bronzeFiles: number; silver: number; quarantined: number; duplicates: number; gold: number };
+  notes: string[];
+}
+
+export interface NightlySummary extends NightlyProgress {
+  partitions: { layer: string; dataset: string; date: string; rowCount: number; uri: string }[];
+}
+
+export const NIGHTLY_WORKFLOW_PREFIX = 'nightly-';
+
+export function nightlyWorkflowId(date: string): string {
+  return `${NIGHTLY_WORKFLOW_PREFIX}${date}`;
+}

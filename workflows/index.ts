@@ -1,0 +1,1 @@
+export { nightlyPipeline, progressQuery } from './nightly.js';

@@ -1,0 +1,108 @@
+import {
+  defineQuery,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import type { Activities } from '../activities/index.js';
+import type { NightlyPipelineInput, NightlyProgress, NightlySummary, Stage } from './contracts.js';
+
+export const progressQuery = defineQuery<NightlyProgress>('progress');
+
+const RunDate = defineSearchAttributeKey('EdlakeRunDate', 'DATETIME');
+const StageAttr = defineSearchAttributeKey('EdlakeStage', 'KEYWORD');
+const Rows = defineSearchAttributeKey('EdlakeRows', 'INT');
+const Quarantined = defineSearchAttributeKey('EdlakeQuarantined', 'INT');
+
+/** I/O-bound landing: short, retried often. */
+const io = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '60 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
+});
+
+function computeActivities(heartbeatSeconds: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${heartbeatSeconds} seconds`,
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
+  });
+}
+
+/**
+ * The nightly run for one date: bronze → silver → gold. Each stage replaces its partitions whole, so the run is
+ * idempotent: running a date again yields the same partitions, never duplicates. ID: `nightly-<date>`.
+ */
+export async function nightlyPipeline(input: NightlyPipelineInput & { heartbeatTimeoutSeconds?: number }): Promise<NightlySummary> {
+  const { runId } = workflowInfo();
+  const writeId = `run-${runId}`;
+  const compute = computeActivities(input.heartbeatTimeoutSeconds ?? 60);
+  const progress: NightlyProgress = {
+    date: input.date,
+    stage: 'queued',
+    stagesDone: [],
+    filesLanded: 0,
+    rows: { bronzeFiles: 0, silver: 0, quarantined: 0, duplicates: 0, gold: 0 },
+    notes: [],
+  };
+  const partitions: NightlySummary['partitions'] = [];
+  setHandler(progressQuery, () => progress);
+
+  const show = (stage: Stage) => {
+    progress.stage = stage;
+    const r = progress.rows;
+    setCurrentDetails(
+      [
+        `**Nightly run ${input.date}** — stage: \`${stage}\``,
+        `- done: ${progress.stagesDone.join(' → ') || '—'}`,
+        `- bronze files: ${r.bronzeFiles} (new: ${progress.filesLanded})`,
+        `- silver rows: ${r.silver}, duplicates: ${r.duplicates}, quarantined: ${r.quarantined}`,
+        `- gold rows: ${r.gold}`,
+        ...progress.notes.map((n) => `- note: ${n}`),
+      ].join('\n'),
+    );
+    upsertSearchAttributes([
+      { key: StageAttr, value: stage },
+      { key: Rows, value: r.gold },
+      { key: Quarantined, value: r.quarantined },
+    ]);
+  };
+  upsertSearchAttributes([{ key: RunDate, value: new Date(`${input.date}T00:00:00Z`) }]);
+
+  try {
+    show('bronze');
+    const bronze = await io.landBronzeFiles({ date: input.date, runId });
+    progress.filesLanded = bronze.filesAdded;
+    progress.rows.bronzeFiles = bronze.sources.reduce((n, s) => n + (s.partition.stats.files ?? 0), 0);
+    partitions.push(...bronze.sources.map((s) => ({ ...s.partition, rowCount: s.partition.stats.files ?? 0 })));
+    progress.stagesDone.push('bronze');
+
+    show('silver');
+    const silver = await compute.buildSilverTables({ date: input.date, runId, writeId });
+    for (const r of silver.reconciliation) {
+      progress.rows.silver += r.accepted;
+      progress.rows.duplicates += r.duplicates;
+      progress.rows.quarantined += r.quarantined;
+    }
+    if (silver.note) progress.notes.push(silver.note);
+    partitions.push(...silver.partitions);
+    progress.stagesDone.push('silver');
+
+    show('gold');
+    const gold = await compute.buildGoldFeatures({ date: input.date, runId, writeId });
+    progress.rows.gold = gold.partitions.reduce((n, p) => n + p.rowCount, 0);
+    partitions.push(...gold.partitions);
+    progress.stagesDone.push('gold');
+
+    show('done');
+    log.info('nightly run complete', { date: input.date, gold: progress.rows.gold });
+    return { ...progress, partitions: partitions.map(({ layer, dataset, date, rowCount, uri }) => ({ layer, dataset, date, rowCount, uri })) };
+  } catch (err) {
+    show('failed');
+    throw err;
+  }
+}

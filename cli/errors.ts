@@ -1,5 +1,6 @@
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { ConfigError } from '../config/index.js';
+import { StoreUnavailableError } from '../lake/store.js';
 import { ServiceError } from '../scripts/services.js';
 
 /** Documented exit codes of the edlake command. */
@@ -32,7 +33,7 @@ function rootCause(err: unknown): unknown {
 export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof CliError) return { line: err.message, code: err.code };
   if (err instanceof ConfigError) return { line: err.message, code: EXIT.config };
-  if (err instanceof ServiceError) return { line: err.message, code: EXIT.service };
+  if (err instanceof ServiceError || err instanceof StoreUnavailableError) return { line: err.message, code: EXIT.service };
   if (err instanceof WorkflowFailedError) {
     const cause = rootCause(err);
     const msg = cause instanceof Error ? cause.message : String(cause);

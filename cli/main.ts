@@ -113,8 +113,8 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .action(async (paths: string[], o: { source: string; date?: string; json?: boolean }) => {
       const config = loadConfig();
       const lake = createLake(config);
-      await lake.store.ensureReady();
       for (const p of paths) if (!existsSync(p)) throw new CliError(`input file not found: ${p}`, EXIT.input);
+      await lake.store.ensureReady();
       const res = await ingestFiles(lake, {
         source: o.source,
         date: o.date ?? isoDay(new Date()),

@@ -1,6 +1,6 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
-import { type Config, TASK_QUEUES } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { assertDate } from '../lake/paths.js';
 import { type NightlyProgress, type NightlySummary, nightlyWorkflowId } from '../workflows/contracts.js';
 import type { nightlyPipeline } from '../workflows/nightly.js';
@@ -12,7 +12,7 @@ export type NightlyHandle = WorkflowHandle<typeof nightlyPipeline>;
  * Starts `nightly-<date>`. A run already in progress for the date is joined rather than duplicated; a finished one
  * is run again (its partitions are replaced, not appended).
  */
-export async function startNightly(client: Client, config: Config, date: string, taskQueue: string = TASK_QUEUES.pipeline): Promise<NightlyHandle> {
+export async function startNightly(client: Client, config: Config, date: string): Promise<NightlyHandle> {
   try {
     assertDate(date);
   } catch (err) {
@@ -21,7 +21,7 @@ export async function startNightly(client: Client, config: Config, date: string,
   try {
     return await client.workflow.start<typeof nightlyPipeline>('nightlyPipeline', {
       workflowId: nightlyWorkflowId(date),
-      taskQueue,
+      taskQueue: config.temporal.taskQueue,
       args: [{ date, heartbeatTimeoutSeconds: config.temporal.heartbeatTimeoutSeconds }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -56,6 +56,7 @@ export function bronzeFileKey(source: string, date: string, sha256: string, file
     fileName
       .normalize('NFKC')
       .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/\.{2,}/g, '.')
       .replace(/^\.+/, '_')
       .slice(0, 120) || 'file';
   return `${partitionPrefix('bronze', source, date)}${sha256.slice(0, 16)}-${safe}`;

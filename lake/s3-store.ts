@@ -15,7 +15,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { assertSafeKey, ObjectNotFoundError, type ObjectInfo, type ObjectStore } from './store.js';
+import { assertSafeKey, ObjectNotFoundError, type ObjectInfo, type ObjectStore, StoreUnavailableError } from './store.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -37,6 +37,14 @@ function isNotFound(err: unknown): boolean {
   return false;
 }
 
+function isUnreachable(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; $metadata?: unknown };
+  return (
+    ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH'].includes(e?.code ?? '') ||
+    e?.name === 'TimeoutError'
+  );
+}
+
 /**
  * The lake on any S3-compatible store (MinIO, AWS S3, others) through @aws-sdk/client-s3. Uploads are multipart
  * streams (lib-storage) with a bounded part size and queue, downloads are piped to disk, so memory stays flat.
@@ -52,6 +60,7 @@ export class S3ObjectStore implements ObjectStore {
       forcePathStyle: opts.forcePathStyle,
       credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey },
       maxAttempts: 5,
+      requestHandler: { connectionTimeout: 5000, requestTimeout: 120_000 },
     });
     this.prefix = opts.prefix ? opts.prefix.replace(/\/?$/, '/') : '';
   }
@@ -69,6 +78,9 @@ export class S3ObjectStore implements ObjectStore {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
     } catch (err) {
+      if (isUnreachable(err)) {
+        throw new StoreUnavailableError(`object store at ${this.opts.endpoint ?? 'the AWS S3 endpoint'} is unreachable (${(err as Error).message || (err as Error).name})`);
+      }
       if (!isNotFound(err)) throw err;
       try {
         await this.client.send(new CreateBucketCommand({ Bucket: this.opts.bucket }));

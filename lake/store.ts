@@ -55,3 +55,8 @@ export function assertSafeKey(key: string): void {
     throw new Error(`unsafe lake key: ${JSON.stringify(key)}`);
   }
 }
+
+/** The object store cannot be reached (connection refused, DNS, timeout): one line for the operator. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { type Config, TASK_QUEUES } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { createDeps } from './deps.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -31,7 +31,7 @@ export async function startWorker(config: Config, opts: { taskQueue?: string } =
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: opts.taskQueue ?? TASK_QUEUES.pipeline,
+    taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: 4,

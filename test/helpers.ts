@@ -1,0 +1,25 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Config, loadConfig } from '../config/index.js';
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `edlake-${prefix}-`));
+}
+
+/** A configuration for one test: its own lake and inbox, the shared test services. */
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  const dir = tempDir('cfg');
+  return loadConfig({
+    ...process.env,
+    EDLAKE_LAKE_ROOT: join(dir, 'lake'),
+    EDLAKE_INBOX: join(dir, 'inbox'),
+    EDLAKE_HOME: join(dir, 'home'),
+    EDLAKE_CACHE_DIR: loadConfig(process.env).cacheDir,
+    ...overrides,
+  });
+}
+
+export function uniqueSuffix(): string {
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}

@@ -1,0 +1,14 @@
+import type { TestProject } from 'vitest/node';
+import { loadConfig } from '../../config/index.js';
+import { servicesDown, servicesUp } from '../../scripts/services.js';
+import { TEST_ENV } from '../../vitest.config.js';
+
+/** Starts the test Temporal dev server and MinIO (building them once if needed) and stops what it started. */
+export default async function setup(_project: TestProject) {
+  const config = loadConfig({ ...process.env, ...TEST_ENV });
+  const states = await servicesUp(config, { minio: true, say: (l) => process.stderr.write(`[services] ${l}\n`) });
+  const started = states.filter((s) => s.state === 'started').map((s) => s.name);
+  return async () => {
+    if (started.length) await servicesDown(config, started);
+  };
+}

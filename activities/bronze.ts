@@ -48,7 +48,10 @@ export async function ingestFiles(
   input: { source: string; date: string; paths: string[]; runId: string; onFile?: (path: string) => void },
 ): Promise<{ added: ManifestFile[]; skipped: ManifestFile[]; partition: PartitionRef }> {
   if (!isSourceKind(input.source)) {
-    throw nonRetryable(ErrorType.BadInput, `unknown source kind ${JSON.stringify(input.source)}; expected one of ${SOURCE_KINDS.join(', ')}`);
+    throw nonRetryable(
+      ErrorType.BadInput,
+      `unknown source kind ${JSON.stringify(input.source)}; expected one of ${SOURCE_KINDS.join(', ')}`,
+    );
   }
   try {
     assertDate(input.date);
@@ -60,7 +63,8 @@ export async function ingestFiles(
     try {
       files.push(...(await walkFiles(p)));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw nonRetryable(ErrorType.MissingInput, `input file not found: ${p}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw nonRetryable(ErrorType.MissingInput, `input file not found: ${p}`);
       throw err;
     }
   }
@@ -75,7 +79,15 @@ export async function ingestFiles(
   const manifest = await lake.readManifest('bronze', input.source, input.date);
   const partition: PartitionRef = manifest
     ? lake.ref(manifest)
-    : { uri: lake.store.uri(partitionPrefix('bronze', input.source, input.date)), layer: 'bronze', dataset: input.source, date: input.date, rowCount: 0, schemaVersion: 1, stats: { files: 0, bytes: 0 } };
+    : {
+        uri: lake.store.uri(partitionPrefix('bronze', input.source, input.date)),
+        layer: 'bronze',
+        dataset: input.source,
+        date: input.date,
+        rowCount: 0,
+        schemaVersion: 1,
+        stats: { files: 0, bytes: 0 },
+      };
   return { added, skipped, partition };
 }
 
@@ -90,7 +102,10 @@ export function createBronzeActivities(deps: ActivityDeps) {
       const dayDir = join(deps.config.inbox, `dt=${input.date}`);
       let sources: string[] = [];
       try {
-        sources = (await readdir(dayDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+        sources = (await readdir(dayDir, { withFileTypes: true }))
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name)
+          .sort();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
@@ -107,8 +122,18 @@ export function createBronzeActivities(deps: ActivityDeps) {
         let filesAdded = 0;
         let bytesAdded = 0;
         for (const source of sources) {
-          const res = await ingestFiles(deps.lake, { source, date: input.date, paths: [join(dayDir, source)], runId: input.runId });
-          out.push({ source, partition: res.partition, filesAdded: res.added.length, filesAlreadyLanded: res.skipped.length });
+          const res = await ingestFiles(deps.lake, {
+            source,
+            date: input.date,
+            paths: [join(dayDir, source)],
+            runId: input.runId,
+          });
+          out.push({
+            source,
+            partition: res.partition,
+            filesAdded: res.added.length,
+            filesAlreadyLanded: res.skipped.length,
+          });
           filesAdded += res.added.length;
           bytesAdded += res.added.reduce((n, f) => n + f.bytes, 0);
           progress({ source, files: relative(deps.config.inbox, dayDir).split(sep).join('/') });

@@ -35,7 +35,12 @@ export const STUDENT_DAILY_FEATURES_SCHEMA = [
  * Per-student daily features from one day of silver xAPI: every student of the roster snapshot gets a row, zero
  * when inactive. Active minutes add up the gaps between consecutive events that are shorter than the session gap.
  */
-export function studentDailyFeaturesSql(studentsFiles: string[], eventsFiles: string[], date: string, gapMinutes: number): string {
+export function studentDailyFeaturesSql(
+  studentsFiles: string[],
+  eventsFiles: string[],
+  date: string,
+  gapMinutes: number,
+): string {
   const events = eventsFiles.length
     ? `SELECT student_key, verb, success, ts_utc FROM read_parquet(${sqlList(eventsFiles)})`
     : `SELECT NULL::VARCHAR AS student_key, NULL::VARCHAR AS verb, NULL::BOOLEAN AS success, NULL::TIMESTAMP AS ts_utc LIMIT 0`;
@@ -81,7 +86,10 @@ export function createGoldActivities(deps: ActivityDeps) {
           deps.duck.withConnection(async (conn) => {
             const students = await deps.lake.localFiles('silver', 'students', input.date);
             if (!students.manifest) {
-              throw nonRetryable(ErrorType.MissingPartition, `silver/students dt=${input.date} is not committed; run silver first`);
+              throw nonRetryable(
+                ErrorType.MissingPartition,
+                `silver/students dt=${input.date} is not committed; run silver first`,
+              );
             }
             const events = await deps.lake.localFiles('silver', 'xapi_statements', input.date);
             const out = join(dir, 'features.parquet');
@@ -90,7 +98,9 @@ export function createGoldActivities(deps: ActivityDeps) {
                TO ${quotedString(out)} (FORMAT parquet, COMPRESSION zstd)`,
             );
             const counts = (
-              await conn.runAndReadAll(`SELECT count(*) AS n, count(*) FILTER (WHERE events > 0) AS active FROM read_parquet(${quotedString(out)})`)
+              await conn.runAndReadAll(
+                `SELECT count(*) AS n, count(*) FILTER (WHERE events > 0) AS active FROM read_parquet(${quotedString(out)})`,
+              )
             ).getRowObjects()[0]!;
             const n = toNumber(counts.n);
             const manifest = await deps.lake.publishPartition({
@@ -104,7 +114,12 @@ export function createGoldActivities(deps: ActivityDeps) {
               schemaVersion: GOLD_SCHEMA_VERSION,
               stats: { students: n, activeStudents: toNumber(counts.active) },
             });
-            return { date: input.date, partitions: [deps.lake.ref(manifest)], students: n, activeStudents: toNumber(counts.active) };
+            return {
+              date: input.date,
+              partitions: [deps.lake.ref(manifest)],
+              students: n,
+              activeStudents: toNumber(counts.active),
+            };
           }),
         ),
       );

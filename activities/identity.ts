@@ -9,7 +9,10 @@ export function studentKey(secret: string, studentId: string): string {
 }
 
 /** Normalised identity strings under which a source may name a student; used only in memory, never written. */
-export function identityForms(row: { student_id: string; email: string | null; lms_id: string | null }, lmsHome: string): string[] {
+export function identityForms(
+  row: { student_id: string; email: string | null; lms_id: string | null },
+  lmsHome: string,
+): string[] {
   const out = [`id:${row.student_id}`];
   if (row.email) out.push(`mbox:mailto:${row.email.trim().toLowerCase()}`);
   if (row.lms_id) out.push(`account:${lmsHome}|${row.lms_id.trim()}`, `lms:${row.lms_id.trim()}`);

@@ -44,19 +44,31 @@ function rawLinesSql(files: { path: string; key: string }[]): string {
     .join('\nUNION ALL\n');
 }
 
-async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, date: string): Promise<{ rosterDate: string; students: number }> {
+async function loadRoster(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  date: string,
+): Promise<{ rosterDate: string; students: number }> {
   const dates = (await deps.lake.listPartitions('bronze', 'roster')).filter((d) => d <= date);
   const rosterDate = dates.at(-1);
   if (!rosterDate) {
-    throw nonRetryable(ErrorType.MissingPartition, `no roster in bronze on or before ${date}: ingest one with edlake ingest FILE --source roster`);
+    throw nonRetryable(
+      ErrorType.MissingPartition,
+      `no roster in bronze on or before ${date}: ingest one with edlake ingest FILE --source roster`,
+    );
   }
   const { manifest, paths } = await deps.lake.localFiles('bronze', 'roster', rosterDate);
   await conn.run(`CREATE OR REPLACE TEMP TABLE roster_raw AS
     SELECT * FROM read_csv(${sqlList(paths)}, header = true, all_varchar = true, union_by_name = true, filename = true)`);
-  const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE roster_raw)`)).getRows().map((r) => String(r[0]));
+  const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE roster_raw)`))
+    .getRows()
+    .map((r) => String(r[0]));
   for (const required of ['student_id', 'email']) {
     if (!cols.includes(required)) {
-      throw nonRetryable(ErrorType.ContractViolation, `${manifest!.files[0]!.originalName ?? 'roster'}: row 1 (header): required field ${required} is missing`);
+      throw nonRetryable(
+        ErrorType.ContractViolation,
+        `${manifest!.files[0]!.originalName ?? 'roster'}: row 1 (header): required field ${required} is missing`,
+      );
     }
   }
   const opt = (c: string) => (cols.includes(c) ? c : 'NULL');
@@ -69,7 +81,9 @@ async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, date: stri
   ).getRowObjects() as Record<string, string | null>[];
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE identities (identity VARCHAR, student_key VARCHAR)`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE students (student_key VARCHAR, timezone VARCHAR, program VARCHAR, course VARCHAR, consent BOOLEAN, opt_out BOOLEAN)`);
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE students (student_key VARCHAR, timezone VARCHAR, program VARCHAR, course VARCHAR, consent BOOLEAN, opt_out BOOLEAN)`,
+  );
   const ids = await conn.createAppender('identities', 'main', 'temp');
   const st = await conn.createAppender('students', 'main', 'temp');
   const seen = new Set<string>();
@@ -176,10 +190,9 @@ async function cleanXapi(
       try_cast(score_raw AS DOUBLE) AS score_scaled,
       i.student_key
     FROM g LEFT JOIN identities i ON i.identity = g.actor_identity`);
-  await conn.run(
-    `CREATE OR REPLACE TEMP TABLE xapi_checked AS SELECT *, ${XAPI_RULES_SQL} AS rule FROM xapi_parsed`,
-    { future_bound: new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + futureSkewMinutes * 60_000).toISOString() },
-  );
+  await conn.run(`CREATE OR REPLACE TEMP TABLE xapi_checked AS SELECT *, ${XAPI_RULES_SQL} AS rule FROM xapi_parsed`, {
+    future_bound: new Date(Date.parse(`${addDays(date, 1)}T00:00:00Z`) + futureSkewMinutes * 60_000).toISOString(),
+  });
   // Keep the first occurrence of each statement id (file order, then line order); later copies are duplicates.
   await conn.run(`CREATE OR REPLACE TEMP TABLE xapi_ranked AS
     SELECT *, CASE WHEN rule IS NULL THEN row_number() OVER (PARTITION BY stmt_id ORDER BY source_file, line_no) END AS occurrence
@@ -217,7 +230,11 @@ async function cleanXapi(
       FROM xapi_ranked`)
   ).getRowObjects()[0]!;
   const byRule: Record<string, number> = {};
-  for (const r of (await conn.runAndReadAll(`SELECT rule, count(*) AS n FROM xapi_ranked WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`)).getRowObjects()) {
+  for (const r of (
+    await conn.runAndReadAll(
+      `SELECT rule, count(*) AS n FROM xapi_ranked WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`,
+    )
+  ).getRowObjects()) {
     byRule[String(r.rule)] = toNumber(r.n);
   }
   for (const t of ['xapi_raw', 'xapi_parsed', 'xapi_checked', 'xapi_ranked']) await conn.run(`DROP TABLE ${t}`);
@@ -302,14 +319,27 @@ export function createSilverActivities(deps: ActivityDeps) {
             if (files.length) {
               rec = await cleanXapi(conn, files, input.date, deps.config.pipeline.futureSkewMinutes);
             } else {
-              await conn.run(`CREATE OR REPLACE TEMP TABLE xapi_clean AS SELECT ${XAPI_SILVER_SCHEMA.map((c) => `CAST(NULL AS ${c.type}) AS ${c.name}`).join(', ')} LIMIT 0`);
-              await conn.run(`CREATE OR REPLACE TEMP TABLE xapi_quarantine AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line_no, NULL::VARCHAR AS rule, NULL::VARCHAR AS reason, NULL::VARCHAR AS field, NULL::VARCHAR AS raw LIMIT 0`);
+              await conn.run(
+                `CREATE OR REPLACE TEMP TABLE xapi_clean AS SELECT ${XAPI_SILVER_SCHEMA.map((c) => `CAST(NULL AS ${c.type}) AS ${c.name}`).join(', ')} LIMIT 0`,
+              );
+              await conn.run(
+                `CREATE OR REPLACE TEMP TABLE xapi_quarantine AS SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line_no, NULL::VARCHAR AS rule, NULL::VARCHAR AS reason, NULL::VARCHAR AS field, NULL::VARCHAR AS raw LIMIT 0`,
+              );
               rec = { source: 'xapi', raw: 0, accepted: 0, duplicates: 0, quarantined: 0, byRule: {} };
             }
             if (rec.raw !== rec.accepted + rec.duplicates + rec.quarantined) {
-              throw nonRetryable(ErrorType.ContractViolation, `xapi ${input.date}: reconciliation failed (${JSON.stringify(rec)})`);
+              throw nonRetryable(
+                ErrorType.ContractViolation,
+                `xapi ${input.date}: reconciliation failed (${JSON.stringify(rec)})`,
+              );
             }
-            const stats = { raw: rec.raw, accepted: rec.accepted, duplicates: rec.duplicates, quarantined: rec.quarantined, bronzeFiles: files.length };
+            const stats = {
+              raw: rec.raw,
+              accepted: rec.accepted,
+              duplicates: rec.duplicates,
+              quarantined: rec.quarantined,
+              bronzeFiles: files.length,
+            };
             progress({ step: 'write' });
             const cleanPath = join(dir, 'xapi.parquet');
             const cleanRows = await copyToParquet(conn, 'xapi_clean', cleanPath, 'student_key, ts_utc, event_id');
@@ -348,11 +378,15 @@ export function createSilverActivities(deps: ActivityDeps) {
                     { name: 'raw', type: 'VARCHAR' },
                   ],
                   schemaVersion: SILVER_SCHEMA_VERSION,
-                  stats: { ...stats, ...Object.fromEntries(Object.entries(rec.byRule).map(([k, v]) => [`rule:${k}`, v])) },
+                  stats: {
+                    ...stats,
+                    ...Object.fromEntries(Object.entries(rec.byRule).map(([k, v]) => [`rule:${k}`, v])),
+                  },
                 }),
               ),
             );
-            for (const t of ['xapi_clean', 'xapi_quarantine', 'identities', 'students']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+            for (const t of ['xapi_clean', 'xapi_quarantine', 'identities', 'students'])
+              await conn.run(`DROP TABLE IF EXISTS ${t}`);
             return {
               date: input.date,
               partitions,

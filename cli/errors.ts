@@ -25,7 +25,8 @@ export class CliError extends Error {
 
 function rootCause(err: unknown): unknown {
   let e = err as { cause?: unknown };
-  while (e && typeof e === 'object' && e.cause && !(e instanceof ApplicationFailure)) e = e.cause as { cause?: unknown };
+  while (e && typeof e === 'object' && e.cause && !(e instanceof ApplicationFailure))
+    e = e.cause as { cause?: unknown };
   return e;
 }
 
@@ -33,11 +34,15 @@ function rootCause(err: unknown): unknown {
 export function describeError(err: unknown): { line: string; code: number } {
   if (err instanceof CliError) return { line: err.message, code: err.code };
   if (err instanceof ConfigError) return { line: err.message, code: EXIT.config };
-  if (err instanceof ServiceError || err instanceof StoreUnavailableError) return { line: err.message, code: EXIT.service };
+  if (err instanceof ServiceError || err instanceof StoreUnavailableError)
+    return { line: err.message, code: EXIT.service };
   if (err instanceof WorkflowFailedError) {
     const cause = rootCause(err);
     const msg = cause instanceof Error ? cause.message : String(cause);
-    return { line: `workflow ${err.message.replace(/^Workflow execution failed.*$/, 'failed')}: ${msg}`, code: EXIT.runFailed };
+    return {
+      line: `workflow ${err.message.replace(/^Workflow execution failed.*$/, 'failed')}: ${msg}`,
+      code: EXIT.runFailed,
+    };
   }
   if (err instanceof ApplicationFailure) {
     const code = err.type === 'MissingInput' || err.type === 'BadInput' ? EXIT.input : EXIT.failure;

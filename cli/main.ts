@@ -7,7 +7,7 @@ import { lakeLocation, loadConfig, redactedConfig } from '../config/index.js';
 import { generate } from '../generator/index.js';
 import { createLake } from '../lake/lake.js';
 import { isoDay } from '../lake/paths.js';
-import { servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
+import { resolveMinio, resolveTemporalCli, servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
 import { startWorker } from '../workers/worker.js';
 import { connectClient } from './client.js';
 import { CliError, describeError, EXIT } from './errors.js';
@@ -22,7 +22,8 @@ const json = (v: unknown) => print(JSON.stringify(v, null, 2));
 function int(name: string) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new CliError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`, EXIT.usage);
+    if (!Number.isInteger(n) || n < 0)
+      throw new CliError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`, EXIT.usage);
     return n;
   };
 }
@@ -58,7 +59,19 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .action(async (o: { minio?: boolean; json?: boolean }) => {
       const states = await servicesUp(loadConfig(), { minio: o.minio, say });
       if (o.json) json(states);
-      else for (const s of states) print(`${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`);
+      else
+        for (const s of states)
+          print(
+            `${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`,
+          );
+    });
+  services
+    .command('install')
+    .description('find or build the Temporal CLI and MinIO binaries (cached outside the repository), start nothing')
+    .action(async () => {
+      const config = loadConfig();
+      print(`temporal  ${await resolveTemporalCli(config, say)}`);
+      print(`minio     ${await resolveMinio(config, say)}`);
     });
   services
     .command('down')
@@ -77,7 +90,11 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .action(async (o: { json?: boolean }) => {
       const states = await servicesStatus(loadConfig());
       if (o.json) json(states);
-      else for (const s of states) print(`${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.healthy ? 'healthy' : 'down'}  ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`);
+      else
+        for (const s of states)
+          print(
+            `${s.name.padEnd(9)} ${s.state.padEnd(8)} ${s.healthy ? 'healthy' : 'down'}  ${s.address}${s.ui ? `  web ui ${s.ui}` : ''}${s.pid ? `  pid ${s.pid}` : ''}`,
+          );
     });
 
   program
@@ -100,7 +117,8 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         bar?.stop();
       }
       if (o.json) json(res.expected);
-      else print(`wrote ${res.files.length} files for ${res.students} students over ${res.dates.length} days to ${o.out}`);
+      else
+        print(`wrote ${res.files.length} files for ${res.students} students over ${res.dates.length} days to ${o.out}`);
     });
 
   program
@@ -139,12 +157,18 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         const handle = await startNightly(client, config, o.date);
         if (!o.wait) {
           if (o.json) json({ workflowId: handle.workflowId });
-          else print(`started ${handle.workflowId}: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`);
+          else
+            print(
+              `started ${handle.workflowId}: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`,
+            );
           return;
         }
         const summary = await followNightly(handle, (p) => say(`${handle.workflowId}: ${p.stage}`));
         if (o.json) json(summary);
-        else print(`${handle.workflowId}: silver ${summary.rows.silver} rows, duplicates ${summary.rows.duplicates}, quarantined ${summary.rows.quarantined}, gold ${summary.rows.gold} rows`);
+        else
+          print(
+            `${handle.workflowId}: silver ${summary.rows.silver} rows, duplicates ${summary.rows.duplicates}, quarantined ${summary.rows.quarantined}, gold ${summary.rows.gold} rows`,
+          );
       } finally {
         await close();
       }
@@ -152,7 +176,9 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
 
   program
     .command('status')
-    .description('recent runs, committed partitions per layer, and per source and date: raw, accepted, duplicates, quarantined')
+    .description(
+      'recent runs, committed partitions per layer, and per source and date: raw, accepted, duplicates, quarantined',
+    )
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const config = loadConfig();

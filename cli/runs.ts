@@ -36,7 +36,10 @@ export async function startNightly(client: Client, config: Config, date: string)
 }
 
 /** Waits for a run, reporting each change of progress (polled by query). */
-export async function followNightly(handle: NightlyHandle, onProgress: (p: NightlyProgress) => void): Promise<NightlySummary> {
+export async function followNightly(
+  handle: NightlyHandle,
+  onProgress: (p: NightlyProgress) => void,
+): Promise<NightlySummary> {
   let last = '';
   let finished = false;
   const result = handle.result().finally(() => {

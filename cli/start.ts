@@ -34,7 +34,6 @@ async function runDemo(
   o: { keep: boolean; students: number; days: number; say: (l: string) => void; print: (l: string) => void },
   t0: number,
 ): Promise<boolean> {
-
   const marker = join(config.inbox, '_generator.json');
   let demo: Pick<GenerateResult, 'dates'>;
   if (existsSync(marker)) {
@@ -51,7 +50,9 @@ async function runDemo(
   try {
     for (const [i, date] of demo.dates.entries()) {
       const handle = await startNightly(client, config, date);
-      const s = await followNightly(handle, (p) => o.say(`[${i + 1}/${demo.dates.length}] ${handle.workflowId}: ${p.stage}`));
+      const s = await followNightly(handle, (p) =>
+        o.say(`[${i + 1}/${demo.dates.length}] ${handle.workflowId}: ${p.stage}`),
+      );
       summaries.push(s);
     }
   } catch (err) {
@@ -89,5 +90,3 @@ async function runDemo(
   await worker.stop();
   return false;
 }
-
-

@@ -30,7 +30,14 @@ export interface LakeStatus {
   runs: RunStatus[] | { error: string };
   partitions: PartitionStatus[];
   /** Per source and date: raw = accepted + duplicates + quarantined. */
-  reconciliation: { source: string; date: string; raw: number; accepted: number; duplicates: number; quarantined: number }[];
+  reconciliation: {
+    source: string;
+    date: string;
+    raw: number;
+    accepted: number;
+    duplicates: number;
+    quarantined: number;
+  }[];
 }
 
 export async function collectLakeStatus(lake: Lake): Promise<Pick<LakeStatus, 'partitions' | 'reconciliation'>> {
@@ -83,7 +90,12 @@ export async function collectRuns(client: Client, limit = 20): Promise<RunStatus
   return runs;
 }
 
-export async function collectStatus(config: Config, lake: Lake, client: Client | null, clientError?: string): Promise<LakeStatus> {
+export async function collectStatus(
+  config: Config,
+  lake: Lake,
+  client: Client | null,
+  clientError?: string,
+): Promise<LakeStatus> {
   const l = await collectLakeStatus(lake);
   return {
     lake: lakeLocation(config),
@@ -97,16 +109,21 @@ export function formatStatus(s: LakeStatus): string {
   const lines: string[] = [`lake: ${s.lake}`, `web ui: ${s.webUi}`, '', 'recent runs:'];
   if (Array.isArray(s.runs)) {
     if (!s.runs.length) lines.push('  (none)');
-    for (const r of s.runs) lines.push(`  ${r.workflowId.padEnd(24)} ${r.status.padEnd(11)} stage=${r.stage ?? '-'}  started ${r.startTime}`);
+    for (const r of s.runs)
+      lines.push(`  ${r.workflowId.padEnd(24)} ${r.status.padEnd(11)} stage=${r.stage ?? '-'}  started ${r.startTime}`);
   } else lines.push(`  unavailable: ${s.runs.error}`);
   lines.push('', 'partitions (layer/dataset dt=date: rows):');
   for (const p of s.partitions) {
-    lines.push(`  ${`${p.layer}/${p.dataset}`.padEnd(32)} dt=${p.date}  ${p.layer === 'bronze' ? `${p.files} files` : `${p.rows} rows`}`);
+    lines.push(
+      `  ${`${p.layer}/${p.dataset}`.padEnd(32)} dt=${p.date}  ${p.layer === 'bronze' ? `${p.files} files` : `${p.rows} rows`}`,
+    );
   }
   if (!s.partitions.length) lines.push('  (none)');
   lines.push('', 'reconciliation (raw = accepted + duplicates + quarantined):');
   for (const r of s.reconciliation) {
-    lines.push(`  ${r.source.padEnd(12)} dt=${r.date}  raw=${r.raw} accepted=${r.accepted} duplicates=${r.duplicates} quarantined=${r.quarantined}`);
+    lines.push(
+      `  ${r.source.padEnd(12)} dt=${r.date}  raw=${r.raw} accepted=${r.accepted} duplicates=${r.duplicates} quarantined=${r.quarantined}`,
+    );
   }
   if (!s.reconciliation.length) lines.push('  (none)');
   return lines.join('\n');

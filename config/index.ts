@@ -19,7 +19,6 @@ export const SEARCH_ATTRIBUTES = {
   EdlakeQuarantined: 'Int',
 } as const;
 
-const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
 const port = z.coerce.number().int().min(1).max(65535);
 
 const lakeSchema = z.discriminatedUnion('kind', [
@@ -68,9 +67,17 @@ export const configSchema = z.object({
   }),
   pipeline: z.object({
     /** Events further in the future than this (relative to the landing time) are quarantined. */
-    futureSkewMinutes: z.coerce.number().int().min(0).max(7 * 24 * 60),
+    futureSkewMinutes: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 60),
     /** Gaps between consecutive events longer than this end an active period. */
-    sessionGapMinutes: z.coerce.number().int().min(1).max(24 * 60),
+    sessionGapMinutes: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 60),
     duckdbThreads: z.coerce.number().int().min(1).max(256),
     duckdbMemoryLimit: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must be a size such as 2GB'),
   }),
@@ -266,7 +273,9 @@ function parseHolds(spec: string): Record<string, number> {
     const [name, ms] = part.split('=');
     const n = Number(ms);
     if (!name || !Number.isInteger(n) || n < 0) {
-      throw new ConfigError(`invalid setting faults.holdMs (EDLAKE_FAULT_HOLD_MS): expected name=milliseconds, got ${JSON.stringify(part)}`);
+      throw new ConfigError(
+        `invalid setting faults.holdMs (EDLAKE_FAULT_HOLD_MS): expected name=milliseconds, got ${JSON.stringify(part)}`,
+      );
     }
     out[name] = n;
   }

@@ -215,7 +215,15 @@ export function generate(opts: GenerateOptions): GenerateResult {
         const submitted = new Date(t + 600_000).toISOString();
         const due = new Date(dayStart + (rand() < 0.7 ? 2 : -1) * 86_400_000).toISOString();
         assessments.push(
-          [s.id, `${s.course}-A${String(1 + (d % 5))}`, submitted, Math.round(s.ability * 100 * (0.6 + 0.4 * rand())), 100, due, 0.2]
+          [
+            s.id,
+            `${s.course}-A${String(1 + (d % 5))}`,
+            submitted,
+            Math.round(s.ability * 100 * (0.6 + 0.4 * rand())),
+            100,
+            due,
+            0.2,
+          ]
             .map(csvCell)
             .join(','),
         );
@@ -225,11 +233,29 @@ export function generate(opts: GenerateOptions): GenerateResult {
         let pos = 0;
         const dur = 600;
         let vt = t + 60_000;
-        video.line(JSON.stringify({ student: s.lmsId, media_id: media, event: 'play', position: 0, duration: dur, ts: new Date(vt).toISOString() }));
+        video.line(
+          JSON.stringify({
+            student: s.lmsId,
+            media_id: media,
+            event: 'play',
+            position: 0,
+            duration: dur,
+            ts: new Date(vt).toISOString(),
+          }),
+        );
         while (pos < dur * s.engagement) {
           pos += 60 + Math.floor(rand() * 120);
           vt += 120_000;
-          video.line(JSON.stringify({ student: s.lmsId, media_id: media, event: 'pause', position: Math.min(pos, dur), duration: dur, ts: new Date(vt).toISOString() }));
+          video.line(
+            JSON.stringify({
+              student: s.lmsId,
+              media_id: media,
+              event: 'pause',
+              position: Math.min(pos, dur),
+              duration: dur,
+              ts: new Date(vt).toISOString(),
+            }),
+          );
         }
       }
       if (rand() < 0.08) {
@@ -258,13 +284,19 @@ export function generate(opts: GenerateOptions): GenerateResult {
       lines[i] = JSON.stringify(s);
     }
     for (const i of take('malformedTimestamps')) {
-      lines[i] = JSON.stringify({ ...statements[i], timestamp: faker.helpers.arrayElement(['2026-13-45T25:61:00Z', 'yesterday', '12/31/2025 10:00']) });
+      lines[i] = JSON.stringify({
+        ...statements[i],
+        timestamp: faker.helpers.arrayElement(['2026-13-45T25:61:00Z', 'yesterday', '12/31/2025 10:00']),
+      });
     }
     for (const i of take('futureTimestamps')) {
       lines[i] = JSON.stringify({ ...statements[i], timestamp: new Date(dayStart + 4 * 86_400_000).toISOString() });
     }
     for (const i of take('unknownStudents')) {
-      lines[i] = JSON.stringify({ ...statements[i], actor: { objectType: 'Agent', mbox: `mailto:visitor${String(i)}@elsewhere.example.org` } });
+      lines[i] = JSON.stringify({
+        ...statements[i],
+        actor: { objectType: 'Agent', mbox: `mailto:visitor${String(i)}@elsewhere.example.org` },
+      });
     }
     for (const i of take('invalidJson')) {
       lines[i] = lines[i]!.slice(0, Math.floor(lines[i]!.length / 2));
@@ -301,7 +333,11 @@ export function generate(opts: GenerateOptions): GenerateResult {
   const result: GenerateResult = { out: opts.out, dates, students: students.length, files, expected };
   writeFileSync(
     join(opts.out, '_generator.json'),
-    JSON.stringify({ options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result }, null, 2),
+    JSON.stringify(
+      { options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result },
+      null,
+      2,
+    ),
   );
   return result;
 }

@@ -115,7 +115,11 @@ export class Lake {
   }
 
   /** Local paths of a committed partition's files, for DuckDB. Empty when the partition does not exist. */
-  async localFiles(layer: Layer, dataset: string, date: string): Promise<{ manifest: Manifest | null; paths: string[] }> {
+  async localFiles(
+    layer: Layer,
+    dataset: string,
+    date: string,
+  ): Promise<{ manifest: Manifest | null; paths: string[] }> {
     const manifest = await this.readManifest(layer, dataset, date);
     if (!manifest) return { manifest, paths: [] };
     const paths: string[] = [];

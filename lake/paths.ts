@@ -22,7 +22,11 @@ export function assertDataset(name: string): void {
 }
 
 export function assertDate(date: string): void {
-  if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)) || isoDay(new Date(`${date}T00:00:00Z`)) !== date) {
+  if (
+    !DATE.test(date) ||
+    Number.isNaN(Date.parse(`${date}T00:00:00Z`)) ||
+    isoDay(new Date(`${date}T00:00:00Z`)) !== date
+  ) {
     throw new Error(`invalid date ${JSON.stringify(date)}: expected YYYY-MM-DD`);
   }
 }
@@ -45,7 +49,14 @@ export function manifestKey(layer: Layer, dataset: string, date: string): string
   return partitionPrefix(layer, dataset, date) + MANIFEST_FILE;
 }
 
-export function dataFileKey(layer: Layer, dataset: string, date: string, writeId: string, index: number, ext: string): string {
+export function dataFileKey(
+  layer: Layer,
+  dataset: string,
+  date: string,
+  writeId: string,
+  index: number,
+  ext: string,
+): string {
   if (!WRITE_ID.test(writeId)) throw new Error(`invalid write id ${JSON.stringify(writeId)}`);
   return `${partitionPrefix(layer, dataset, date)}${writeId}/part-${String(index).padStart(5, '0')}.${ext}`;
 }

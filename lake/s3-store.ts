@@ -15,7 +15,13 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { assertSafeKey, ObjectNotFoundError, type ObjectInfo, type ObjectStore, StoreUnavailableError } from './store.js';
+import {
+  assertSafeKey,
+  ObjectNotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  StoreUnavailableError,
+} from './store.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -79,7 +85,9 @@ export class S3ObjectStore implements ObjectStore {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
     } catch (err) {
       if (isUnreachable(err)) {
-        throw new StoreUnavailableError(`object store at ${this.opts.endpoint ?? 'the AWS S3 endpoint'} is unreachable (${(err as Error).message || (err as Error).name})`);
+        throw new StoreUnavailableError(
+          `object store at ${this.opts.endpoint ?? 'the AWS S3 endpoint'} is unreachable (${(err as Error).message || (err as Error).name})`,
+        );
       }
       if (!isNotFound(err)) throw err;
       try {
@@ -161,7 +169,11 @@ export class S3ObjectStore implements ObjectStore {
         new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
       );
       for (const o of res.Contents ?? []) {
-        out.push({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+        out.push({
+          key: o.Key!.slice(this.prefix.length),
+          size: o.Size ?? 0,
+          lastModified: o.LastModified ?? new Date(0),
+        });
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);

@@ -91,7 +91,9 @@ export async function resolveTemporalCli(c: Config, say: Say): Promise<string> {
   say('no Go toolchain: downloading the Temporal dev server through the SDK…');
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
   const downloadDir = join(c.cacheDir, 'sdk-download');
-  const env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'cached-download', downloadDir } } });
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'cached-download', downloadDir } },
+  });
   await env.teardown();
   const hit = (await readdir(downloadDir, { recursive: true })).find((f) => /(^|\/)temporal(-cli)?$/.test(String(f)));
   if (!hit) throw new ServiceError(`the SDK download left no temporal binary in ${downloadDir}`);
@@ -111,7 +113,12 @@ export async function resolveMinio(c: Config, say: Say): Promise<string> {
   return cached;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, exited: () => string | null): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  exited: () => string | null,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
@@ -126,7 +133,7 @@ export async function temporalHealthy(address: string, timeoutMs = 2000): Promis
   let conn: Connection | undefined;
   try {
     conn = await Connection.connect({ address, connectTimeout: timeoutMs });
-    const res = await conn.healthService.check({}, );
+    const res = await conn.healthService.check({});
     return res.status === 1;
   } catch {
     return false;
@@ -152,7 +159,14 @@ function tail(path: string): string {
   }
 }
 
-async function launch(c: Config, name: 'temporal' | 'minio', binary: string, args: string[], env: NodeJS.ProcessEnv, address: string): Promise<{ pid: number; log: string; exited: () => string | null }> {
+async function launch(
+  c: Config,
+  name: 'temporal' | 'minio',
+  binary: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  address: string,
+): Promise<{ pid: number; log: string; exited: () => string | null }> {
   await mkdir(runDir(c), { recursive: true });
   await mkdir(logDir(c), { recursive: true });
   const log = join(logDir(c), `${name}.log`);
@@ -198,25 +212,41 @@ export async function temporalUp(c: Config, say: Say): Promise<ServiceState> {
   const [ip, port] = address.split(':') as [string, string];
   await mkdir(join(c.home, 'temporal'), { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', ip,
-    '--port', port,
-    '--ui-port', String(c.temporal.uiPort),
-    '--db-filename', join(c.home, 'temporal', 'temporal.db'),
-    '--namespace', c.temporal.namespace,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    port,
+    '--ui-port',
+    String(c.temporal.uiPort),
+    '--db-filename',
+    join(c.home, 'temporal', 'temporal.db'),
+    '--namespace',
+    c.temporal.namespace,
+    '--log-level',
+    'warn',
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, t]) => ['--search-attribute', `${k}=${t}`]),
   ];
   say(`starting Temporal dev server on ${address} (Web UI ${c.temporal.uiUrl})…`);
   const started = await launch(c, 'temporal', binary, args, process.env, address);
   await waitFor('Temporal dev server', () => temporalHealthy(address), 90_000, started.exited);
-  return { name: 'temporal', state: 'started', address, ui: c.temporal.uiUrl, pid: started.pid, binary, log: started.log };
+  return {
+    name: 'temporal',
+    state: 'started',
+    address,
+    ui: c.temporal.uiUrl,
+    pid: started.pid,
+    binary,
+    log: started.log,
+  };
 }
 
 export async function minioUp(c: Config, say: Say): Promise<ServiceState> {
   const address = c.minio.address;
   const mine = await readPid(c, 'minio');
-  if (mine && (await minioHealthy(address))) return { name: 'minio', state: 'running', address, pid: mine.pid, binary: mine.binary };
+  if (mine && (await minioHealthy(address)))
+    return { name: 'minio', state: 'running', address, pid: mine.pid, binary: mine.binary };
   if (!mine && (await minioHealthy(address))) return { name: 'minio', state: 'external', address };
   const binary = await resolveMinio(c, say);
   const data = join(c.home, 'minio');

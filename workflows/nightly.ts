@@ -37,7 +37,9 @@ function computeActivities(heartbeatSeconds: number) {
  * The nightly run for one date: bronze → silver → gold. Each stage replaces its partitions whole, so the run is
  * idempotent: running a date again yields the same partitions, never duplicates. ID: `nightly-<date>`.
  */
-export async function nightlyPipeline(input: NightlyPipelineInput & { heartbeatTimeoutSeconds?: number }): Promise<NightlySummary> {
+export async function nightlyPipeline(
+  input: NightlyPipelineInput & { heartbeatTimeoutSeconds?: number },
+): Promise<NightlySummary> {
   const { runId } = workflowInfo();
   const writeId = `run-${runId}`;
   const compute = computeActivities(input.heartbeatTimeoutSeconds ?? 60);
@@ -100,7 +102,16 @@ export async function nightlyPipeline(input: NightlyPipelineInput & { heartbeatT
 
     show('done');
     log.info('nightly run complete', { date: input.date, gold: progress.rows.gold });
-    return { ...progress, partitions: partitions.map(({ layer, dataset, date, rowCount, uri }) => ({ layer, dataset, date, rowCount, uri })) };
+    return {
+      ...progress,
+      partitions: partitions.map(({ layer, dataset, date, rowCount, uri }) => ({
+        layer,
+        dataset,
+        date,
+        rowCount,
+        uri,
+      })),
+    };
   } catch (err) {
     show('failed');
     throw err;

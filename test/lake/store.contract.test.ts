@@ -100,7 +100,9 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     await store.putStream('big/blob.bin', stream);
     const dest = join(tempDir('dl'), 'blob.bin');
     expect(await store.getFile('big/blob.bin', dest)).toBe(size);
-    const got = createHash('sha256').update(await readFile(dest)).digest('hex');
+    const got = createHash('sha256')
+      .update(await readFile(dest))
+      .digest('hex');
     expect(got).toBe(await sha256);
     const local = await store.localCopy('big/blob.bin');
     expect((await readFile(local)).length).toBe(size);
@@ -122,8 +124,15 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     expect((await lake.localFiles('silver', 'demo', '2026-01-05')).paths).toEqual([]);
 
     const m1 = await lake.publishPartition({
-      layer: 'silver', dataset: 'demo', date: '2026-01-05', runId: 'r1', writeId: 'run-1',
-      files: [{ localPath: f1, rows: 3 }], schema: [{ name: 'x', type: 'INTEGER' }], schemaVersion: 1, stats: { raw: 3 },
+      layer: 'silver',
+      dataset: 'demo',
+      date: '2026-01-05',
+      runId: 'r1',
+      writeId: 'run-1',
+      files: [{ localPath: f1, rows: 3 }],
+      schema: [{ name: 'x', type: 'INTEGER' }],
+      schemaVersion: 1,
+      stats: { raw: 3 },
     });
     expect(m1.rowCount).toBe(3);
     expect(m1.files[0]!.sha256).toBe(createHash('sha256').update('first version').digest('hex'));
@@ -132,11 +141,20 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     const f2 = join(dir, 'two.parquet');
     writeFileSync(f2, 'second version');
     await lake.publishPartition({
-      layer: 'silver', dataset: 'demo', date: '2026-01-05', runId: 'r2', writeId: 'run-2',
-      files: [{ localPath: f2, rows: 5 }], schema: [{ name: 'x', type: 'INTEGER' }], schemaVersion: 1,
+      layer: 'silver',
+      dataset: 'demo',
+      date: '2026-01-05',
+      runId: 'r2',
+      writeId: 'run-2',
+      files: [{ localPath: f2, rows: 5 }],
+      schema: [{ name: 'x', type: 'INTEGER' }],
+      schemaVersion: 1,
     });
     const keys = (await store.list('silver/demo/dt=2026-01-05/')).map((o) => o.key);
-    expect(keys).toEqual(['silver/demo/dt=2026-01-05/_manifest.json', 'silver/demo/dt=2026-01-05/run-2/part-00000.parquet']);
+    expect(keys).toEqual([
+      'silver/demo/dt=2026-01-05/_manifest.json',
+      'silver/demo/dt=2026-01-05/run-2/part-00000.parquet',
+    ]);
     const read = await lake.localFiles('silver', 'demo', '2026-01-05');
     expect(read.manifest?.runId).toBe('r2');
     expect(read.manifest?.rowCount).toBe(5);

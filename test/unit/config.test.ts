@@ -19,7 +19,13 @@ describe('loadConfig', () => {
 
   it('takes overrides from EDLAKE_* and TEMPORAL_ADDRESS', () => {
     const c = loadConfig(
-      { EDLAKE_LAKE_KIND: 's3', EDLAKE_S3_BUCKET: 'school-lake', EDLAKE_S3_ENDPOINT: 'http://127.0.0.1:9100', TEMPORAL_ADDRESS: 'temporal.internal:7233', EDLAKE_DUCKDB_THREADS: '8' },
+      {
+        EDLAKE_LAKE_KIND: 's3',
+        EDLAKE_S3_BUCKET: 'school-lake',
+        EDLAKE_S3_ENDPOINT: 'http://127.0.0.1:9100',
+        TEMPORAL_ADDRESS: 'temporal.internal:7233',
+        EDLAKE_DUCKDB_THREADS: '8',
+      },
       cwd,
     );
     expect(c.lake.kind).toBe('s3');
@@ -60,7 +66,10 @@ describe('loadConfig', () => {
     writeFileSync(file, JSON.stringify({ pseudonymKey: 'a-secret-that-must-not-be-in-files' }));
     expect(() => loadConfig({ EDLAKE_CONFIG: file }, cwd)).toThrow(/secret and is read from the environment only/);
 
-    const c = loadConfig({ EDLAKE_PSEUDONYM_KEY: 'k'.repeat(40), EDLAKE_LAKE_KIND: 's3', EDLAKE_S3_SECRET_ACCESS_KEY: 'S3-SECRET-VALUE' }, cwd);
+    const c = loadConfig(
+      { EDLAKE_PSEUDONYM_KEY: 'k'.repeat(40), EDLAKE_LAKE_KIND: 's3', EDLAKE_S3_SECRET_ACCESS_KEY: 'S3-SECRET-VALUE' },
+      cwd,
+    );
     const shown = JSON.stringify(redactedConfig(c));
     expect(shown).not.toContain('k'.repeat(40));
     expect(shown).not.toContain('S3-SECRET-VALUE');

@@ -5,8 +5,12 @@ import { assertSafeKey } from '../../lake/store.js';
 describe('lake paths', () => {
   it('lays out the medallion partitions', () => {
     expect(partitionPrefix('silver', 'xapi_statements', '2026-09-14')).toBe('silver/xapi_statements/dt=2026-09-14/');
-    expect(manifestKey('gold', 'student_daily_features', '2026-09-14')).toBe('gold/student_daily_features/dt=2026-09-14/_manifest.json');
-    expect(dataFileKey('quarantine', 'xapi', '2026-09-14', 'run-abc', 3, 'parquet')).toBe('quarantine/xapi/dt=2026-09-14/run-abc/part-00003.parquet');
+    expect(manifestKey('gold', 'student_daily_features', '2026-09-14')).toBe(
+      'gold/student_daily_features/dt=2026-09-14/_manifest.json',
+    );
+    expect(dataFileKey('quarantine', 'xapi', '2026-09-14', 'run-abc', 3, 'parquet')).toBe(
+      'quarantine/xapi/dt=2026-09-14/run-abc/part-00003.parquet',
+    );
   });
 
   it('keeps bronze names but makes them safe', () => {

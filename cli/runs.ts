@@ -61,5 +61,6 @@ export async function followNightly(
     }
   };
   const [summary] = await Promise.all([result, poll()]);
+  if (JSON.stringify({ ...summary, partitions: undefined }) !== last) onProgress(summary);
   return summary;
 }

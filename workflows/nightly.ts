@@ -18,18 +18,23 @@ const StageAttr = defineSearchAttributeKey('EdlakeStage', 'KEYWORD');
 const Rows = defineSearchAttributeKey('EdlakeRows', 'INT');
 const Quarantined = defineSearchAttributeKey('EdlakeQuarantined', 'INT');
 
-/** I/O-bound landing: short, retried often. */
-const io = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '60 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
-});
+/** I/O-bound landing: retried often. The summary names the work in the Web UI's event history. */
+function ioActivities(heartbeatSeconds: number, summary: string) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: `${heartbeatSeconds} seconds`,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
+    summary,
+  });
+}
 
-function computeActivities(heartbeatSeconds: number) {
+/** DuckDB stages: long, heartbeating, fewer retries. */
+function computeActivities(heartbeatSeconds: number, summary: string) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
+    summary,
   });
 }
 
@@ -42,7 +47,7 @@ export async function nightlyPipeline(
 ): Promise<NightlySummary> {
   const { runId } = workflowInfo();
   const writeId = `run-${runId}`;
-  const compute = computeActivities(input.heartbeatTimeoutSeconds ?? 60);
+  const hb = input.heartbeatTimeoutSeconds ?? 60;
   const progress: NightlyProgress = {
     date: input.date,
     stage: 'queued',
@@ -77,14 +82,20 @@ export async function nightlyPipeline(
 
   try {
     show('bronze');
-    const bronze = await io.landBronzeFiles({ date: input.date, runId });
+    const bronze = await ioActivities(hb, `Land the raw drop of ${input.date} in bronze`).landBronzeFiles({
+      date: input.date,
+      runId,
+    });
     progress.filesLanded = bronze.filesAdded;
     progress.rows.bronzeFiles = bronze.sources.reduce((n, s) => n + (s.partition.stats.files ?? 0), 0);
     partitions.push(...bronze.sources.map((s) => ({ ...s.partition, rowCount: s.partition.stats.files ?? 0 })));
     progress.stagesDone.push('bronze');
 
     show('silver');
-    const silver = await compute.buildSilverTables({ date: input.date, runId, writeId });
+    const silver = await computeActivities(
+      hb,
+      `Clean, deduplicate and pseudonymize ${input.date} into silver`,
+    ).buildSilverTables({ date: input.date, runId, writeId });
     for (const r of silver.reconciliation) {
       progress.rows.silver += r.accepted;
       progress.rows.duplicates += r.duplicates;
@@ -95,7 +106,11 @@ export async function nightlyPipeline(
     progress.stagesDone.push('silver');
 
     show('gold');
-    const gold = await compute.buildGoldFeatures({ date: input.date, runId, writeId });
+    const gold = await computeActivities(hb, `Per-student daily features for ${input.date}`).buildGoldFeatures({
+      date: input.date,
+      runId,
+      writeId,
+    });
     progress.rows.gold = gold.partitions.reduce((n, p) => n + p.rowCount, 0);
     partitions.push(...gold.partitions);
     progress.stagesDone.push('gold');

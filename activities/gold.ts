@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
-import { sqlList, toNumber } from '../lake/duck.js';
+import { parquetScan, toNumber } from '../lake/duck.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 
@@ -42,7 +42,7 @@ export function studentDailyFeaturesSql(
   gapMinutes: number,
 ): string {
   const events = eventsFiles.length
-    ? `SELECT student_key, verb, success, ts_utc FROM read_parquet(${sqlList(eventsFiles)})`
+    ? `SELECT student_key, verb, success, ts_utc FROM ${parquetScan(eventsFiles)}`
     : `SELECT NULL::VARCHAR AS student_key, NULL::VARCHAR AS verb, NULL::BOOLEAN AS success, NULL::TIMESTAMP AS ts_utc LIMIT 0`;
   return `
     WITH ev AS (${events}),
@@ -68,7 +68,7 @@ export function studentDailyFeaturesSql(
       CASE WHEN a.answered > 0 THEN a.correct / a.answered END AS accuracy,
       coalesce(a.sessions, 0) AS sessions,
       round(coalesce(a.active_minutes, 0), 3) AS active_minutes
-    FROM (SELECT DISTINCT student_key FROM read_parquet(${sqlList(studentsFiles)})) s
+    FROM (SELECT DISTINCT student_key FROM ${parquetScan(studentsFiles)}) s
     LEFT JOIN agg a USING (student_key)
     ORDER BY s.student_key`;
 }
@@ -91,7 +91,7 @@ export function createGoldActivities(deps: ActivityDeps) {
                 `silver/students dt=${input.date} is not committed; run silver first`,
               );
             }
-            const events = await deps.lake.localFiles('silver', 'xapi_statements', input.date);
+            const events = await deps.lake.localFiles('silver', 'xapi', input.date);
             const out = join(dir, 'features.parquet');
             await conn.run(
               `COPY (${studentDailyFeaturesSql(students.paths, events.paths, input.date, deps.config.pipeline.sessionGapMinutes)})
@@ -99,7 +99,7 @@ export function createGoldActivities(deps: ActivityDeps) {
             );
             const counts = (
               await conn.runAndReadAll(
-                `SELECT count(*) AS n, count(*) FILTER (WHERE events > 0) AS active FROM read_parquet(${quotedString(out)})`,
+                `SELECT count(*) AS n, count(*) FILTER (WHERE events > 0) AS active FROM ${parquetScan([out])}`,
               )
             ).getRowObjects()[0]!;
             const n = toNumber(counts.n);

@@ -1,7 +1,7 @@
 import { createBronzeActivities } from './bronze.js';
 import type { ActivityDeps } from './context.js';
 import { createGoldActivities } from './gold.js';
-import { createSilverActivities } from './silver.js';
+import { createSilverActivities } from './silver/index.js';
 
 export type { ActivityDeps } from './context.js';
 

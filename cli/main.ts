@@ -106,11 +106,11 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .option('--start <date>', 'first day, YYYY-MM-DD', '2026-09-14')
     .option('--seed <n>', 'random seed', int('seed'), 42)
     .option('--json', 'print the expected counts as JSON')
-    .action((o: { out: string; students: number; days: number; start: string; seed: number; json?: boolean }) => {
+    .action(async (o: { out: string; students: number; days: number; start: string; seed: number; json?: boolean }) => {
       const bar = progressBar('generate', o.days);
       let res;
       try {
-        res = generate({ ...o, onProgress: (d) => bar?.update(d, { unit: 'days' }) });
+        res = await generate({ ...o, onProgress: (d) => bar?.update(d, { unit: 'days' }) });
       } catch (err) {
         throw new CliError((err as Error).message, EXIT.usage);
       } finally {

@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Faker, en } from '@faker-js/faker';
+import parquet from 'parquetjs-lite';
 import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
@@ -15,12 +16,16 @@ export interface GenerateOptions {
 }
 
 /** The quarantine rule each injected defect must end under. */
-export const DEFECT_RULES: Record<Exclude<DefectKind, 'duplicates'>, string> = {
+export const DEFECT_RULES: Partial<Record<DefectKind | 'truncatedFiles', string>> = {
   nulls: 'missing_required',
+  badTypes: 'bad_type',
   malformedTimestamps: 'malformed_timestamp',
   futureTimestamps: 'future_timestamp',
+  wrongOffsets: 'invalid_offset',
   unknownStudents: 'unknown_student',
   invalidJson: 'invalid_json',
+  truncatedFiles: 'invalid_json',
+  outOfTerm: 'out_of_term',
 };
 
 export interface ExpectedCounts {
@@ -28,7 +33,10 @@ export interface ExpectedCounts {
   accepted: number;
   duplicates: number;
   quarantined: number;
+  late: number;
   byRule: Record<string, number>;
+  /** Forum only: accepted texts that named a person, an email or a phone number. */
+  personalData?: number;
 }
 
 export interface GenerateResult {
@@ -36,8 +44,9 @@ export interface GenerateResult {
   dates: string[];
   students: number;
   files: string[];
-  /** Per date, what silver must find in the xAPI source. */
-  expected: Record<string, { xapi: ExpectedCounts }>;
+  /** Per landing date and source: what silver must find. */
+  expected: Record<string, Record<string, ExpectedCounts>>;
+  term: { start: string; end: string };
 }
 
 interface Student {
@@ -45,15 +54,31 @@ interface Student {
   firstName: string;
   lastName: string;
   email: string;
+  phone: string;
   lmsId: string;
+  sisId: string;
   timezone: string;
   program: string;
   course: string;
+  consent: boolean;
   engagement: number;
   ability: number;
 }
 
+type Rec = Record<string, unknown>;
+
+/** How a source's records take each defect; undefined means the defect does not apply to the source. */
+interface SourceShape {
+  name: string;
+  format: 'jsonl' | 'json' | 'csv';
+  ts: string;
+  stamp: (ms: number, offsetMinutes?: number) => string;
+  defects: Partial<Record<DefectKind, (r: Rec, i: number) => void>>;
+  crossDayDuplicates: boolean;
+}
+
 const LMS = 'https://lms.example.edu';
+const DAY_MS = 86_400_000;
 const VERBS = {
   launched: 'http://adlnet.gov/expapi/verbs/launched',
   experienced: 'http://adlnet.gov/expapi/verbs/experienced',
@@ -61,46 +86,41 @@ const VERBS = {
   completed: 'http://adlnet.gov/expapi/verbs/completed',
 } as const;
 
-function csvCell(v: string | number | boolean): string {
-  const s = String(v);
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : String(v);
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
-class LineWriter {
-  private fd: number;
-  private buf: string[] = [];
-  private size = 0;
-  constructor(path: string) {
-    this.fd = openSync(path, 'w');
-  }
-  line(s: string): void {
-    this.buf.push(s);
-    this.size += s.length;
-    if (this.size > 1 << 20) this.flush();
-  }
-  private flush(): void {
-    if (this.buf.length) writeSync(this.fd, this.buf.join('\n') + '\n');
-    this.buf = [];
-    this.size = 0;
-  }
-  close(): void {
-    this.flush();
-    closeSync(this.fd);
-  }
+function iso(ms: number, offsetMinutes = 0): string {
+  if (!offsetMinutes) return new Date(ms).toISOString();
+  const local = new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, 23);
+  const abs = Math.abs(offsetMinutes);
+  return `${local}${offsetMinutes > 0 ? '+' : '-'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
-function offsetIso(ms: number, offsetMinutes: number): string {
-  const local = new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, 23);
-  const sign = offsetMinutes >= 0 ? '+' : '-';
-  const abs = Math.abs(offsetMinutes);
-  return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+const nyFormat = new Intl.DateTimeFormat('en-CA', {
+  timeZone: 'America/New_York',
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
+
+/** `YYYY-MM-DD HH:MM:SS` in America/New_York, as the LMS log export writes it. */
+function nyLocal(ms: number): string {
+  const p = Object.fromEntries(nyFormat.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 
 /**
  * Writes a deterministic multi-modal raw drop under `out`, laid out as the inbox expects
- * (`dt=YYYY-MM-DD/<source>/<file>`), with defects injected in exact, recorded numbers (`_generator.json`).
+ * (`dt=YYYY-MM-DD/<source>/<file>`): nine sources, with defects injected in exact numbers recorded in
+ * `_generator.json` (and returned) per landing date and source.
  */
-export function generate(opts: GenerateOptions): GenerateResult {
+export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   assertDate(opts.start);
   if (!Number.isInteger(opts.students) || opts.students < 1) throw new Error('--students must be a positive integer');
   if (!Number.isInteger(opts.days) || opts.days < 1) throw new Error('--days must be a positive integer');
@@ -108,21 +128,26 @@ export function generate(opts: GenerateOptions): GenerateResult {
   const faker = new Faker({ locale: [en] });
   faker.seed(opts.seed);
   const rand = () => faker.number.float({ min: 0, max: 1 });
+  const pick = <T>(xs: readonly T[]): T => faker.helpers.arrayElement(xs);
+  const termStart = addDays(opts.start, -1);
+  const termEnd = addDays(opts.start, opts.days + 30);
 
   const students: Student[] = [];
   for (let i = 1; i <= opts.students; i++) {
-    const firstName = faker.person.firstName();
-    const lastName = faker.person.lastName();
-    const id = `S${String(i).padStart(6, '0')}`;
+    const firstName = faker.person.firstName().replace(/[^A-Za-z]/g, '') || 'Sam';
+    const lastName = faker.person.lastName().replace(/[^A-Za-z]/g, '') || 'Lee';
     students.push({
-      id,
+      id: `S${String(i).padStart(6, '0')}`,
       firstName,
       lastName,
-      email: `${firstName}.${lastName}.${i}@students.example.edu`.toLowerCase().replace(/[^a-z0-9.@-]/g, ''),
+      email: `${firstName}.${lastName}.${i}@students.example.edu`.toLowerCase(),
+      phone: `+1 555 ${String(1000000 + i).slice(1, 4)} ${String(1000000 + i).slice(4)}`,
       lmsId: `lms-${String(100000 + i)}`,
-      timezone: faker.helpers.arrayElement(knobs.timezones),
-      program: faker.helpers.arrayElement(knobs.programs),
-      course: faker.helpers.arrayElement(knobs.courses),
+      sisId: `sis-${String(500000 + i)}`,
+      timezone: pick(knobs.timezones),
+      program: pick(knobs.programs),
+      course: pick(knobs.courses),
+      consent: rand() < 0.9,
       engagement: 0.2 + 0.8 * rand(),
       ability: 0.2 + 0.75 * rand(),
     });
@@ -131,213 +156,353 @@ export function generate(opts: GenerateOptions): GenerateResult {
   const files: string[] = [];
   const dates: string[] = [];
   const expected: GenerateResult['expected'] = {};
+  const dirFor = (date: string, source: string) => {
+    const p = join(opts.out, `dt=${date}`, source);
+    mkdirSync(p, { recursive: true });
+    return p;
+  };
+  const write = (path: string, text: string) => {
+    writeFileSync(path, text);
+    files.push(path);
+  };
 
-  const rosterDir = join(opts.out, `dt=${opts.start}`, 'roster');
-  mkdirSync(rosterDir, { recursive: true });
-  const roster = [
-    'student_id,first_name,last_name,email,lms_id,timezone,program,course,consent,opt_out,gender,age_band',
-    ...students.map((s) =>
-      [
-        s.id,
-        s.firstName,
-        s.lastName,
-        s.email,
-        s.lmsId,
-        s.timezone,
-        s.program,
-        s.course,
-        rand() < 0.9,
-        rand() < 0.05,
-        faker.helpers.arrayElement(['female', 'male', 'nonbinary', 'undisclosed']),
-        faker.helpers.arrayElement(['17-20', '21-24', '25-34', '35+']),
-      ]
-        .map(csvCell)
-        .join(','),
-    ),
-  ];
-  writeFileSync(join(rosterDir, 'roster.csv'), roster.join('\n') + '\n');
-  files.push(join(rosterDir, 'roster.csv'));
+  // Roster, enrolments and last term's outcomes arrive with the first day.
+  const rosterDir = dirFor(opts.start, 'roster');
+  write(
+    join(rosterDir, 'roster.csv'),
+    [
+      'student_id,first_name,last_name,email,phone,lms_id,sis_id,timezone,program,consent,opt_out,gender,age_band,first_generation',
+      ...students.map((s) =>
+        [s.id, s.firstName, s.lastName, s.email, s.phone, s.lmsId, s.sisId, s.timezone, s.program, s.consent, rand() < 0.05,
+          pick(['female', 'male', 'nonbinary', 'undisclosed']), pick(['17-20', '21-24', '25-34', '35+']), rand() < 0.3]
+          .map(csvCell)
+          .join(','),
+      ),
+    ].join('\n') + '\n',
+  );
+  write(
+    join(rosterDir, 'enrolments.csv'),
+    ['student_id,course,start_date,end_date', ...students.map((s) => [s.id, s.course, termStart, termEnd].join(','))].join('\n') + '\n',
+  );
+  const outcomesDir = dirFor(opts.start, 'outcomes');
+  write(
+    join(outcomesDir, 'outcomes.csv'),
+    [
+      'student_id,course,outcome,decided_at,term',
+      ...students.map((s) => {
+        const p = 0.6 * s.engagement + 0.4 * s.ability + (rand() - 0.5) * 0.3;
+        const outcome = p > 0.8 ? 'distinction' : p > 0.5 ? 'pass' : p > 0.35 ? 'fail' : 'withdrawn';
+        return [s.id, `PREV-${s.course}`, outcome, iso(Date.parse(`${addDays(opts.start, -40)}T12:00:00Z`)), 'previous'].join(',');
+      }),
+    ].join('\n') + '\n',
+  );
+
+  const unknownLms = (i: number) => `lms-${String(900000 + i)}`;
+  const shapes: Record<string, SourceShape> = {
+    xapi: {
+      name: 'xapi', format: 'jsonl', ts: 'timestamp', stamp: iso, crossDayDuplicates: true,
+      defects: {
+        nulls: (r, i) => (i % 2 ? (r.verb = null) : delete r.timestamp),
+        badTypes: (r) => (r.result = { ...(r.result as Rec), success: 'maybe' }),
+        malformedTimestamps: (r) => (r.timestamp = pick(['2026-13-45T25:61:00Z', 'yesterday', '12/31/2025 10:00'])),
+        wrongOffsets: (r) => (r.timestamp = String(r.timestamp).replace(/(Z|[+-]\d{2}:\d{2})$/, '+19:00')),
+        unknownStudents: (r, i) => (r.actor = { objectType: 'Agent', mbox: `mailto:visitor${i}@elsewhere.example.org` }),
+      },
+    },
+    caliper: {
+      name: 'caliper', format: 'json', ts: 'eventTime', stamp: iso, crossDayDuplicates: true,
+      defects: {
+        nulls: (r) => delete r.action,
+        badTypes: (r) => (r.generated = { type: 'Score', scoreGiven: 'n/a' }),
+        malformedTimestamps: (r) => (r.eventTime = '2026-02-30 noon'),
+        wrongOffsets: (r) => (r.eventTime = String(r.eventTime).replace(/Z$/, '-16:00')),
+        unknownStudents: (r, i) => (r.actor = `${LMS}/users/${unknownLms(i)}`),
+      },
+    },
+    'lms-csv': {
+      name: 'lms-csv', format: 'csv', ts: 'timestamp', stamp: nyLocal, crossDayDuplicates: true,
+      defects: {
+        nulls: (r) => (r.problem_id = ''),
+        badTypes: (r) => (r.attempts = 'two'),
+        malformedTimestamps: (r) => (r.timestamp = '31/12/2026 10:00'),
+        unknownStudents: (r, i) => (r.student_id = unknownLms(i)),
+      },
+    },
+    assessments: {
+      name: 'assessments', format: 'csv', ts: 'submitted_at', stamp: iso, crossDayDuplicates: false,
+      defects: {
+        nulls: (r) => (r.assessment = ''),
+        badTypes: (r) => (r.score = 'abc'),
+        malformedTimestamps: (r) => (r.submitted_at = 'Monday 9am'),
+        unknownStudents: (r, i) => (r.student = `S9${String(i).padStart(5, '0')}`),
+      },
+    },
+    video: {
+      name: 'video', format: 'jsonl', ts: 'ts', stamp: iso, crossDayDuplicates: false,
+      defects: {
+        nulls: (r) => delete r.media_id,
+        badTypes: (r) => (r.position = 'start'),
+        unknownStudents: (r, i) => (r.student = unknownLms(i)),
+      },
+    },
+    forum: {
+      name: 'forum', format: 'json', ts: 'created_at', stamp: iso, crossDayDuplicates: false,
+      defects: { unknownStudents: (r, i) => (r.author = `guest${i}@elsewhere.example.org`) },
+    },
+  };
+  // Defects that only need the timestamp, for every source that has them.
+  for (const s of Object.values(shapes)) {
+    if (s.name !== 'forum') {
+      s.defects.futureTimestamps = (r) => (r[s.ts] = s.stamp((r.__ms as number) + 4 * DAY_MS));
+      s.defects.outOfTerm = (r) => (r[s.ts] = s.stamp((r.__ms as number) - 60 * DAY_MS));
+    }
+    if (s.format === 'jsonl') s.defects.invalidJson = () => undefined;
+  }
+  delete shapes.assessments!.defects.outOfTerm;
+  delete shapes.video!.defects.outOfTerm;
+
+  const previousClean: Record<string, Rec[]> = {};
 
   for (let d = 0; d < opts.days; d++) {
     const date = addDays(opts.start, d);
     dates.push(date);
     const dayStart = Date.parse(`${date}T00:00:00Z`);
-    const dir = (source: string) => {
-      const p = join(opts.out, `dt=${date}`, source);
-      mkdirSync(p, { recursive: true });
-      return p;
-    };
-
-    const statements: Record<string, unknown>[] = [];
-    const assessments: string[] = ['student,assessment,submitted_at,score,max_score,due_at,weight'];
-    const video = new LineWriter(join(dir('video'), 'player-events.jsonl'));
-    const posts: Record<string, unknown>[] = [];
+    const recs: Record<string, Rec[]> = { xapi: [], caliper: [], 'lms-csv': [], assessments: [], video: [], forum: [] };
+    const sensorRows: Rec[] = [];
+    let forumPersonal = 0;
 
     for (const s of students) {
       if (rand() > knobs.activeDayShare * (0.5 + s.engagement / 2)) continue;
-      const n = Math.max(1, Math.round(knobs.eventsPerActiveDay * s.engagement * (0.5 + rand())));
-      let t = dayStart + (7 + Math.floor(rand() * 13)) * 3_600_000 + Math.floor(rand() * 3_600_000);
+      let t = dayStart + (7 + Math.floor(rand() * 12)) * 3_600_000 + Math.floor(rand() * 3_600_000);
+      const sessionStart = t;
       const quiz = faker.number.int({ min: 1, max: 30 });
+      const courseIri = `${LMS}/course/${s.course}`;
+      const n = Math.max(1, Math.round(knobs.perActiveDay.xapi * s.engagement * (0.5 + rand())));
       for (let k = 0; k < n; k++) {
         t += Math.floor(rand() * (rand() < 0.1 ? 90 : 8) * 60_000) + 5_000;
-        if (t >= dayStart + 86_400_000 - 60_000) break;
+        if (t >= dayStart + DAY_MS - 3_600_000) break;
         const r = rand();
         const verb = r < 0.15 ? 'launched' : r < 0.4 ? 'experienced' : r < 0.9 ? 'answered' : 'completed';
-        const item = faker.number.int({ min: 1, max: 10 });
-        const byAccount = rand() < knobs.accountActorShare;
-        const offset = rand() < knobs.offsetTimestampShare ? faker.helpers.arrayElement([60, 120, -300, 330]) : 0;
-        const stmt: Record<string, unknown> = {
+        const offset = rand() < knobs.offsetTimestampShare ? pick([60, 120, -300, 330]) : 0;
+        const stmt: Rec = {
           id: faker.string.uuid(),
-          actor: byAccount
+          actor: rand() < knobs.accountActorShare
             ? { objectType: 'Agent', account: { homePage: LMS, name: s.lmsId } }
             : { objectType: 'Agent', mbox: `mailto:${s.email}` },
           verb: { id: VERBS[verb], display: { 'en-US': verb } },
-          object: {
-            objectType: 'Activity',
-            id: `${LMS}/course/${s.course}/quiz/${quiz}/item/${item}`,
-            definition: { type: 'http://adlnet.gov/expapi/activities/question' },
-          },
-          context: { contextActivities: { grouping: [{ id: `${LMS}/course/${s.course}` }] } },
-          timestamp: offset ? offsetIso(t, offset) : new Date(t).toISOString(),
-          stored: new Date(t + 1500).toISOString(),
+          object: { objectType: 'Activity', id: `${courseIri}/quiz/${quiz}/item/${faker.number.int({ min: 1, max: 10 })}`, definition: { type: 'http://adlnet.gov/expapi/activities/question' } },
+          context: { contextActivities: { grouping: [{ id: courseIri }] } },
+          timestamp: iso(t, offset),
+          stored: iso(t + 1500),
+          __ms: t,
         };
         if (verb === 'answered') {
           const success = rand() < s.ability;
-          stmt.result = {
-            success,
-            score: { scaled: success ? 1 : Math.round(rand() * 50) / 100 },
-            duration: `PT${String(10 + Math.floor(rand() * 170))}S`,
-          };
+          stmt.result = { success, score: { scaled: success ? 1 : Math.round(rand() * 50) / 100 }, duration: `PT${10 + Math.floor(rand() * 170)}S` };
         }
-        statements.push(stmt);
+        recs.xapi!.push(stmt);
       }
-      if (rand() < 0.3) {
-        const submitted = new Date(t + 600_000).toISOString();
-        const due = new Date(dayStart + (rand() < 0.7 ? 2 : -1) * 86_400_000).toISOString();
-        assessments.push(
-          [
-            s.id,
-            `${s.course}-A${String(1 + (d % 5))}`,
-            submitted,
-            Math.round(s.ability * 100 * (0.6 + 0.4 * rand())),
-            100,
-            due,
-            0.2,
-          ]
-            .map(csvCell)
-            .join(','),
-        );
+      const nc = Math.max(1, Math.round(knobs.perActiveDay.caliper * s.engagement * (0.5 + rand())));
+      let ct = sessionStart - 120_000;
+      for (let k = 0; k < nc; k++) {
+        ct += 30_000 + Math.floor(rand() * 300_000);
+        const kind = pick(['NavigationEvent', 'ViewEvent', 'AssessmentItemEvent', 'GradeEvent', 'MediaEvent', 'SessionEvent', 'ToolUseEvent'] as const);
+        const ev: Rec = {
+          '@context': 'http://purl.imsglobal.org/ctx/caliper/v1p2',
+          id: `urn:uuid:${faker.string.uuid()}`,
+          type: kind,
+          actor: rand() < 0.5 ? `${LMS}/users/${s.lmsId}` : { id: `${LMS}/users/${s.lmsId}`, type: 'Person' },
+          action: { NavigationEvent: 'NavigatedTo', ViewEvent: 'Viewed', AssessmentItemEvent: 'Completed', GradeEvent: 'Graded', MediaEvent: 'Started', SessionEvent: 'LoggedIn', ToolUseEvent: 'Used' }[kind],
+          object: rand() < 0.5 ? `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}` : { id: `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}`, type: 'WebPage' },
+          eventTime: iso(ct),
+          edApp: `${LMS}/app`,
+          group: { id: courseIri, type: 'CourseSection' },
+          __ms: ct,
+        };
+        if (kind === 'GradeEvent') ev.generated = { type: 'Score', scoreGiven: Math.round(s.ability * 10 * (0.5 + rand())) };
+        recs.caliper!.push(ev);
       }
-      if (rand() < 0.4) {
-        const media = `${LMS}/course/${s.course}/lecture/${String(1 + (d % 12))}`;
-        let pos = 0;
-        const dur = 600;
-        let vt = t + 60_000;
-        video.line(
-          JSON.stringify({
-            student: s.lmsId,
-            media_id: media,
-            event: 'play',
-            position: 0,
-            duration: dur,
-            ts: new Date(vt).toISOString(),
-          }),
-        );
-        while (pos < dur * s.engagement) {
-          pos += 60 + Math.floor(rand() * 120);
-          vt += 120_000;
-          video.line(
-            JSON.stringify({
-              student: s.lmsId,
-              media_id: media,
-              event: 'pause',
-              position: Math.min(pos, dur),
-              duration: dur,
-              ts: new Date(vt).toISOString(),
-            }),
-          );
-        }
-      }
-      if (rand() < 0.08) {
-        posts.push({
-          author: s.email,
-          thread: `${s.course}-T${String(1 + (d % 4))}`,
-          created_at: new Date(t + 300_000).toISOString(),
-          text: faker.lorem.sentences({ min: 1, max: 3 }),
+      const nl = Math.max(1, Math.round(knobs.perActiveDay.lmsCsv * s.engagement * (0.5 + rand())));
+      let lt = sessionStart + 60_000;
+      for (let k = 0; k < nl; k++) {
+        lt += 20_000 + Math.floor(rand() * 240_000);
+        const attempts = 1 + Math.floor(rand() * (3 - 2 * s.ability));
+        recs['lms-csv']!.push({
+          student_id: s.lmsId,
+          timestamp: nyLocal(lt),
+          problem_id: `${s.course}-P${faker.number.int({ min: 1, max: 60 })}`,
+          correct: rand() < s.ability ? 1 : 0,
+          attempts,
+          time_spent: 20 + Math.floor(rand() * 400),
+          __ms: lt,
         });
       }
+      if (rand() < knobs.assessmentShare) {
+        const sub = t + 600_000;
+        const dueOffset = rand() < 0.7 ? 2 : -1;
+        recs.assessments!.push({
+          student: s.id,
+          assessment: `${s.course}-A${1 + (d % 5)}`,
+          submitted_at: iso(sub),
+          score: Math.round(s.ability * 100 * (0.6 + 0.4 * rand())),
+          max_score: 100,
+          due_at: iso(dayStart + dueOffset * DAY_MS + 23 * 3_600_000),
+          weight: 0.2,
+          __ms: sub,
+        });
+      }
+      if (rand() < knobs.videoShare) {
+        const media = `${courseIri}/lecture/${1 + (d % 12)}`;
+        const dur = 600;
+        let vt = t + 60_000;
+        let pos = rand() < 0.2 ? 120 : 0;
+        const push = (event: string, extra: Rec = {}) =>
+          recs.video!.push({ student: s.lmsId, media_id: media, event, position: pos, duration: dur, ts: iso(vt), ...extra, __ms: vt });
+        push('play');
+        while (pos < dur * s.engagement) {
+          const watched = 60 + Math.floor(rand() * 120);
+          vt += watched * 1000;
+          pos = Math.min(dur, pos + watched);
+          if (rand() < 0.2 && pos > 90) {
+            const to = pos - 60;
+            push('seek', { from: pos, to });
+            pos = to;
+            push('play');
+          } else {
+            push('pause');
+            vt += 20_000;
+            if (pos < dur) push('play');
+          }
+        }
+        if (pos >= dur) push('ended');
+      }
+      if (rand() < knobs.forumShare) {
+        let text = faker.lorem.sentences({ min: 1, max: 3 });
+        if (rand() < knobs.defects.personalDataInText) {
+          const other = pick(students);
+          text += pick([` Thanks ${other.firstName} ${other.lastName} for the help!`, ` Write to me at ${s.email}.`, ` Call me on ${s.phone}.`]);
+          forumPersonal++;
+        }
+        recs.forum!.push({
+          post_id: faker.string.uuid(),
+          author: s.email,
+          thread: `${s.course}-T${1 + (d % 4)}`,
+          kind: pick(['post', 'reply', 'reply', 'essay']),
+          created_at: iso(t + 300_000),
+          text,
+          __ms: t + 300_000,
+        });
+      }
+      if (s.consent && rand() < knobs.sensorShare) {
+        for (let st = sessionStart; st < sessionStart + 10 * 60_000; st += knobs.sensorPeriodSeconds * 1000) {
+          sensorRows.push({ sis_id: s.sisId, ts: new Date(st), heart_rate: 60 + Math.round(rand() * 40), attention: Math.round(rand() * 100) / 100, device: 'band-1' });
+        }
+      }
     }
-    video.close();
 
-    // Defects: taken from distinct clean statements so each lands under exactly one rule.
-    const clean = statements.length;
-    const count = (k: DefectKind) => Math.floor(clean * knobs.defects[k]);
-    const order = faker.helpers.shuffle(statements.map((_, i) => i));
-    const lines: string[] = statements.map((s) => JSON.stringify(s));
-    let cursor = 0;
-    const take = (k: DefectKind): number[] => order.slice(cursor, (cursor += count(k)));
-    const byRule: Record<string, number> = {};
-    for (const i of take('nulls')) {
-      const s = { ...statements[i] };
-      if (i % 2) s.verb = null;
-      else delete s.timestamp;
-      lines[i] = JSON.stringify(s);
-    }
-    for (const i of take('malformedTimestamps')) {
-      lines[i] = JSON.stringify({
-        ...statements[i],
-        timestamp: faker.helpers.arrayElement(['2026-13-45T25:61:00Z', 'yesterday', '12/31/2025 10:00']),
-      });
-    }
-    for (const i of take('futureTimestamps')) {
-      lines[i] = JSON.stringify({ ...statements[i], timestamp: new Date(dayStart + 4 * 86_400_000).toISOString() });
-    }
-    for (const i of take('unknownStudents')) {
-      lines[i] = JSON.stringify({
-        ...statements[i],
-        actor: { objectType: 'Agent', mbox: `mailto:visitor${String(i)}@elsewhere.example.org` },
-      });
-    }
-    for (const i of take('invalidJson')) {
-      lines[i] = lines[i]!.slice(0, Math.floor(lines[i]!.length / 2));
-    }
-    for (const k of Object.keys(DEFECT_RULES) as (keyof typeof DEFECT_RULES)[]) byRule[DEFECT_RULES[k]] = count(k);
-    const quarantined = Object.values(byRule).reduce((a, b) => a + b, 0);
-    const dupSources = take('duplicates');
-    for (const i of dupSources) lines.push(lines[i]!);
-    const dupLines = faker.helpers.shuffle(lines);
+    expected[date] = {};
+    for (const shape of Object.values(shapes)) {
+      const list = recs[shape.name]!;
+      const clean = list.length;
+      const applies = (k: DefectKind) => k === 'duplicates' || k === 'lateArrivals' || !!shape.defects[k];
+      const count = (k: DefectKind) => (applies(k) ? Math.max(clean >= 40 ? 1 : 0, Math.floor(clean * knobs.defects[k])) : 0);
+      const order = faker.helpers.shuffle(list.map((_, i) => i));
+      let cursor = 0;
+      const take = (k: DefectKind) => order.slice(cursor, (cursor += count(k)));
+      const byRule: Record<string, number> = {};
+      const corrupt = new Set<number>();
+      const invalid: number[] = [];
+      for (const k of ['nulls', 'badTypes', 'malformedTimestamps', 'wrongOffsets', 'futureTimestamps', 'unknownStudents', 'outOfTerm', 'invalidJson'] as DefectKind[]) {
+        const idx = take(k);
+        if (!idx.length) continue;
+        for (const i of idx) {
+          shape.defects[k]!(list[i]!, i);
+          corrupt.add(i);
+          if (k === 'invalidJson') invalid.push(i);
+        }
+        const rule = DEFECT_RULES[k]!;
+        byRule[rule] = (byRule[rule] ?? 0) + idx.length;
+      }
+      let late = 0;
+      if (d >= 3 && shape.crossDayDuplicates) {
+        for (const i of take('lateArrivals')) {
+          const ms = (list[i]!.__ms as number) - (1 + (i % 3)) * DAY_MS;
+          list[i]![shape.ts] = shape.stamp(ms);
+          list[i]!.__ms = ms;
+          late++;
+        }
+      }
+      const dupSources = take('duplicates');
+      const cleanIdx = order.filter((i) => !corrupt.has(i));
+      let truncated: number | undefined;
+      if (shape.name === 'video' && cleanIdx.length > dupSources.length + 1) {
+        truncated = order.slice(cursor).find((i) => !corrupt.has(i));
+        if (truncated !== undefined) {
+          corrupt.add(truncated);
+          cursor++;
+          byRule.invalid_json = (byRule.invalid_json ?? 0) + 1;
+        }
+      }
+      const crossDay = shape.crossDayDuplicates && previousClean[shape.name]?.length ? previousClean[shape.name]!.slice(0, Math.floor(dupSources.length / 2)) : [];
+      previousClean[shape.name] = list.filter((_, i) => !corrupt.has(i)).slice(0, 50);
 
-    const xapi = new LineWriter(join(dir('xapi'), 'statements.jsonl'));
-    for (const l of dupLines) xapi.line(l);
-    xapi.close();
-    writeFileSync(join(dir('assessments'), 'results.csv'), assessments.join('\n') + '\n');
-    writeFileSync(join(dir('forum'), 'posts.json'), JSON.stringify(posts, null, 1));
-    files.push(
-      join(opts.out, `dt=${date}`, 'xapi', 'statements.jsonl'),
-      join(opts.out, `dt=${date}`, 'video', 'player-events.jsonl'),
-      join(opts.out, `dt=${date}`, 'assessments', 'results.csv'),
-      join(opts.out, `dt=${date}`, 'forum', 'posts.json'),
-    );
-    expected[date] = {
-      xapi: {
-        raw: dupLines.length,
-        duplicates: dupSources.length,
-        quarantined,
+      const strip = (r: Rec) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== '__ms'));
+      const serial = list.map((r, i) => (invalid.includes(i) ? JSON.stringify(strip(r)).slice(0, 40) : strip(r)));
+      const records: (Rec | string)[] = faker.helpers.shuffle([...serial.filter((_, i) => i !== truncated), ...dupSources.map((i) => serial[i]!), ...crossDay.map(strip)]);
+      const quarantined = Object.values(byRule).reduce((a, b) => a + b, 0);
+      const raw = records.length + (truncated !== undefined ? 1 : 0);
+      expected[date][shape.name] = {
+        raw,
         accepted: clean - quarantined,
+        duplicates: dupSources.length + crossDay.length,
+        quarantined,
+        late,
         byRule,
-      },
-    };
+        ...(shape.name === 'forum' ? { personalData: forumPersonal } : {}),
+      };
+
+      const dir = dirFor(date, shape.name);
+      if (shape.format === 'jsonl') {
+        let text = records.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
+        if (truncated !== undefined) text += JSON.stringify(strip(list[truncated]!)).slice(0, 30);
+        write(join(dir, shape.name === 'xapi' ? 'statements.jsonl' : 'player-events.jsonl'), text);
+      } else if (shape.format === 'json') {
+        const body = shape.name === 'caliper'
+          ? { sensor: `${LMS}/sensor`, sendTime: iso(dayStart + DAY_MS - 60_000), dataVersion: 'http://purl.imsglobal.org/ctx/caliper/v1p2', data: records }
+          : records;
+        write(join(dir, shape.name === 'caliper' ? 'events.json' : 'posts.json'), JSON.stringify(body));
+      } else {
+        const cols = Object.keys(list[0] ?? {}).filter((k) => k !== '__ms');
+        const header = shape.name === 'lms-csv' ? ['student_id', 'timestamp', 'problem_id', 'correct', 'attempts', 'time_spent'] : cols;
+        write(
+          join(dir, shape.name === 'lms-csv' ? 'log-export.csv' : 'results.csv'),
+          [header.join(','), ...records.map((r) => header.map((h) => csvCell((r as Rec)[h])).join(','))].join('\n') + '\n',
+        );
+      }
+    }
+
+    const sensorDir = dirFor(date, 'sensor');
+    const schema = new parquet.ParquetSchema({
+      sis_id: { type: 'UTF8' },
+      ts: { type: 'TIMESTAMP_MILLIS' },
+      heart_rate: { type: 'DOUBLE' },
+      attention: { type: 'DOUBLE' },
+      device: { type: 'UTF8' },
+    });
+    const sensorPath = join(sensorDir, 'samples.parquet');
+    const writer = await parquet.ParquetWriter.openFile(schema, sensorPath);
+    for (const r of sensorRows) await writer.appendRow(r);
+    await writer.close();
+    files.push(sensorPath);
+    expected[date].sensor = { raw: sensorRows.length, accepted: sensorRows.length, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
     opts.onProgress?.(d + 1, opts.days);
   }
+  expected[opts.start]!.outcomes = { raw: students.length, accepted: students.length, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
 
-  const result: GenerateResult = { out: opts.out, dates, students: students.length, files, expected };
+  const result: GenerateResult = { out: opts.out, dates, students: students.length, files, expected, term: { start: termStart, end: termEnd } };
   writeFileSync(
     join(opts.out, '_generator.json'),
-    JSON.stringify(
-      { options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result },
-      null,
-      2,
-    ),
+    JSON.stringify({ options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result }, null, 2),
   );
   return result;
 }

@@ -1,38 +1,52 @@
 /**
- * Every knob of the sample-data generator, in one place. Defect counts are exact per day: each is a share of that
- * day's clean xAPI statements, rounded down, never overlapping another defect.
+ * Every knob of the sample-data generator, in one place. Defect counts are exact per source and day: each is a
+ * share of that day's clean records of the source, rounded down, and no record carries two defects.
  */
 export interface GeneratorKnobs {
-  /** Mean statements per active student per day. */
-  eventsPerActiveDay: number;
   /** Share of students' days with any activity, scaled by each student's engagement. */
   activeDayShare: number;
-  /** Share of statements identified by LMS account instead of mbox. */
+  /** Mean records per active student and day, by source. */
+  perActiveDay: { xapi: number; caliper: number; lmsCsv: number };
+  /** Chance per active day of a video session, an assessment submission, a forum post. */
+  videoShare: number;
+  assessmentShare: number;
+  forumShare: number;
+  /** Chance per active day that a consenting student streams sensor samples, and the sample period. */
+  sensorShare: number;
+  sensorPeriodSeconds: number;
+  /** Share of xAPI statements identified by LMS account instead of mbox. */
   accountActorShare: number;
-  /** Share of statements whose timestamp carries a non-UTC offset. */
+  /** Share of xAPI timestamps with a non-UTC offset. */
   offsetTimestampShare: number;
   courses: string[];
   timezones: string[];
   programs: string[];
+  /** Shares of clean records turned into each defect. */
   defects: {
-    /** Re-sent copies of a valid statement (same id). */
     duplicates: number;
-    /** Statements with a required field (verb or timestamp) null or missing. */
     nulls: number;
-    /** Timestamps that are not ISO 8601. */
+    badTypes: number;
     malformedTimestamps: number;
-    /** Timestamps days after the landing day. */
     futureTimestamps: number;
-    /** Actors that match no roster identity. */
+    wrongOffsets: number;
     unknownStudents: number;
-    /** Lines that are not JSON. */
     invalidJson: number;
+    outOfTerm: number;
+    /** Valid records whose event time is 1–3 days before the landing day (from the fourth day on). */
+    lateArrivals: number;
+    /** Forum texts naming a student, an email address or a phone number. */
+    personalDataInText: number;
   };
 }
 
 export const DEFAULT_KNOBS: GeneratorKnobs = {
-  eventsPerActiveDay: 18,
   activeDayShare: 0.8,
+  perActiveDay: { xapi: 18, caliper: 6, lmsCsv: 8 },
+  videoShare: 0.4,
+  assessmentShare: 0.3,
+  forumShare: 0.1,
+  sensorShare: 0.3,
+  sensorPeriodSeconds: 5,
   accountActorShare: 0.25,
   offsetTimestampShare: 0.2,
   courses: ['MATH101', 'BIO110', 'HIST205'],
@@ -41,10 +55,15 @@ export const DEFAULT_KNOBS: GeneratorKnobs = {
   defects: {
     duplicates: 0.02,
     nulls: 0.005,
+    badTypes: 0.004,
     malformedTimestamps: 0.004,
     futureTimestamps: 0.002,
+    wrongOffsets: 0.002,
     unknownStudents: 0.003,
     invalidJson: 0.002,
+    outOfTerm: 0.002,
+    lateArrivals: 0.01,
+    personalDataInText: 0.3,
   },
 };
 

@@ -53,3 +53,8 @@ export function toNumber(v: unknown): number {
   if (v === null || v === undefined) return 0;
   return Number(v);
 }
+
+/** A scan of lake parquet files. Lake paths contain `dt=…`, which DuckDB would otherwise add as a column. */
+export function parquetScan(paths: string[]): string {
+  return `read_parquet(${sqlList(paths)}, hive_partitioning = false, union_by_name = true)`;
+}

@@ -101,7 +101,7 @@ export async function nightlyPipeline(
       progress.rows.duplicates += r.duplicates;
       progress.rows.quarantined += r.quarantined;
     }
-    if (silver.note) progress.notes.push(silver.note);
+    progress.notes.push(...silver.notes);
     partitions.push(...silver.partitions);
     progress.stagesDone.push('silver');
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { sqlList } from '../../lake/duck.js';
+import { parquetScan } from '../../lake/duck.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
 import { testConfig } from '../helpers.js';
@@ -18,7 +18,7 @@ async function rows(paths: string[], sql = 'SELECT * FROM t'): Promise<Record<st
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
-    await conn.run(`CREATE VIEW t AS SELECT * FROM read_parquet(${sqlList(paths)})`);
+    await conn.run(`CREATE VIEW t AS SELECT * FROM ${parquetScan(paths)}`);
     return (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
   } finally {
     conn.closeSync();

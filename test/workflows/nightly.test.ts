@@ -6,7 +6,7 @@ import { followNightly, startNightly } from '../../cli/runs.js';
 import type { Config } from '../../config/index.js';
 import { generate } from '../../generator/index.js';
 import { createLake } from '../../lake/lake.js';
-import { sqlList } from '../../lake/duck.js';
+import { parquetScan } from '../../lake/duck.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
 import { testConfig, uniqueSuffix } from '../helpers.js';
 
@@ -22,7 +22,7 @@ async function goldRows(date: string): Promise<string[]> {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
-    const r = await conn.runAndReadAll(`SELECT * FROM read_parquet(${sqlList(paths)}) ORDER BY student_key`);
+    const r = await conn.runAndReadAll(`SELECT * FROM ${parquetScan(paths)} ORDER BY student_key`);
     return r.getRowObjectsJson().map((o) => JSON.stringify(o));
   } finally {
     conn.closeSync();

@@ -1,0 +1,292 @@
+import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
+import type { FieldDefinition, SourceDefinition } from '../../config/source-definition.js';
+import { toNumber } from '../../lake/duck.js';
+
+/** The rules every source's contract is made of, in the order they are checked. */
+export const RULES = [
+  'invalid_json',
+  'missing_required',
+  'bad_type',
+  'out_of_range',
+  'invalid_enum',
+  'invalid_offset',
+  'malformed_timestamp',
+  'future_timestamp',
+  'unknown_student',
+  'out_of_term',
+] as const;
+export type Rule = (typeof RULES)[number];
+
+export interface Reconciliation {
+  source: string;
+  raw: number;
+  accepted: number;
+  duplicates: number;
+  quarantined: number;
+  /** Accepted rows whose event date is before the landing date. */
+  late: number;
+  byRule: Record<string, number>;
+}
+
+export interface CleanContext {
+  /** Landing date of the partition being cleaned. */
+  date: string;
+  /** Events after this instant (ISO) are future_timestamp. */
+  futureBound: string;
+  /** Temp table (identity VARCHAR, student_key VARCHAR) of `kind:value` forms. */
+  identities: string;
+  /** Temp table (student_key, course_id, start_date, end_date). */
+  enrolments: string;
+  /** Temp table (event_id VARCHAR) of ids already accepted on earlier landing dates. */
+  seen: string;
+  /** Regex alternation of roster names for masking free text; empty for none. */
+  namePattern: string;
+}
+
+export interface SourceFile {
+  key: string;
+  path: string;
+}
+
+const SEP = '\\x1f';
+
+function paths(p: string | string[]): string[] {
+  return Array.isArray(p) ? p : [p];
+}
+
+/** `coalesce(j->>'$.a', j->>'$.b')`: the first path that holds a value, as text. */
+function extract(p: string | string[]): string {
+  const xs = paths(p).map((x) => `(j->>${quotedString(x)})`);
+  return xs.length === 1 ? xs[0]! : `coalesce(${xs.join(', ')})`;
+}
+
+function typed(col: string, f: FieldDefinition): string {
+  const raw = quotedIdentifier(`${col}__raw`);
+  switch (f.type) {
+    case 'VARCHAR':
+      return raw;
+    case 'BOOLEAN':
+      return `CASE WHEN lower(trim(${raw})) IN ('true', '1', 'yes', 't', 'y') THEN true WHEN lower(trim(${raw})) IN ('false', '0', 'no', 'f', 'n') THEN false END`;
+    default:
+      return `try_cast(trim(${raw}) AS ${f.type})`;
+  }
+}
+
+/** One row per record, whatever the format: source_file, line_no (row or record number), raw text, j (JSON or NULL). */
+export function readerSql(def: SourceDefinition, files: SourceFile[]): string {
+  const parts = files.map((f) => {
+    const file = quotedString(f.key);
+    const path = quotedString(f.path);
+    switch (def.format) {
+      case 'jsonl':
+        return `SELECT ${file} AS source_file, line_no, line AS raw FROM (
+          SELECT row_number() OVER () AS line_no, line FROM read_csv(${path}, columns = {'line': 'VARCHAR'}, header = false,
+            delim = '${SEP}', quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\\n', hive_partitioning = false))
+          WHERE line IS NOT NULL AND trim(line) <> ''`;
+      case 'csv':
+        return `SELECT ${file} AS source_file, row_number() OVER () + 1 AS line_no, to_json(t)::VARCHAR AS raw
+          FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false) t`;
+      case 'parquet':
+        return `SELECT ${file} AS source_file, row_number() OVER () AS line_no, to_json(t)::VARCHAR AS raw FROM read_parquet(${path}, hive_partitioning = false) t`;
+      case 'json':
+        return jsonReaderSql(def, [f]);
+    }
+  });
+  return parts.join('\nUNION ALL\n');
+}
+
+/**
+ * Cleans one landing of one source per its definition: reads every record, types the fields, checks the contract,
+ * resolves the student to a pseudonymous key, masks free text, converts time to UTC keeping the original offset, and
+ * separates duplicates (within the landing and against earlier landings). Leaves `<prefix>_clean` and
+ * `<prefix>_quarantine` on the connection and returns the reconciliation.
+ */
+export async function cleanSource(
+  conn: DuckDBConnection,
+  def: SourceDefinition,
+  files: SourceFile[],
+  ctx: CleanContext,
+  prefix: string,
+): Promise<Reconciliation> {
+  const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
+  const fields = Object.entries(def.fields);
+  const ts = def.timestamp;
+
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
+
+  const identityForm = def.identity
+    .map((id) => {
+      let v = `trim(${extract(id.path)})`;
+      if (id.stripPrefix) v = `regexp_replace(${v}, ${quotedString(`^${id.stripPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)}, '', 'i')`;
+      if (id.lastSegment) v = `regexp_extract(${v}, '([^/]+)/?$', 1)`;
+      if (id.kind === 'email') v = `lower(${v})`;
+      return `CASE WHEN ${extract(id.path)} IS NOT NULL THEN ${quotedString(`${id.kind}:`)} || ${v} END`;
+    })
+    .join(', ');
+
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('x')} AS
+    WITH r AS (
+      SELECT source_file, line_no, raw,
+        CASE WHEN coalesce(json_valid(raw), false) AND json_type(raw::JSON) = 'OBJECT' THEN raw::JSON END AS j
+      FROM ${t('raw')}
+    )
+    SELECT source_file, line_no, raw, j,
+      ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
+      ${extract(ts.path)} AS ts_raw,
+      coalesce(${identityForm}) AS identity_form
+    FROM r`);
+
+  const iso = `'^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?$'`;
+  const offsetRe = `'([+-])(\\d{2}):?(\\d{2})?$'`;
+  const tsSql = ts.format
+    ? `timezone(${quotedString(ts.timezone)}, try_strptime(trim(ts_raw), ${quotedString(ts.format)}))`
+    : `CASE WHEN NOT regexp_matches(trim(ts_raw), ${iso}) THEN NULL
+            WHEN regexp_matches(trim(ts_raw), '(Z|[+-]\\d{2}(:?\\d{2})?)$') THEN try_cast(trim(ts_raw) AS TIMESTAMPTZ)
+            ELSE timezone(${quotedString(ts.timezone)}, try_cast(trim(ts_raw) AS TIMESTAMP)) END`;
+  const explicitOffset = ts.format
+    ? 'NULL::INTEGER'
+    : `CASE WHEN regexp_matches(trim(ts_raw), '[+-]\\d{2}(:?\\d{2})?$') AND regexp_matches(trim(ts_raw), ${iso})
+            THEN (CASE WHEN regexp_extract(trim(ts_raw), ${offsetRe}, 1) = '-' THEN -1 ELSE 1 END) *
+                 (CAST(regexp_extract(trim(ts_raw), ${offsetRe}, 2) AS INTEGER) * 60 +
+                  coalesce(try_cast(regexp_extract(trim(ts_raw), ${offsetRe}, 3) AS INTEGER), 0)) END`;
+
+  const courseSql = def.course
+    ? def.course.pattern
+      ? `nullif(regexp_extract(${quotedIdentifier(`${def.course.field}__raw`)}, ${quotedString(def.course.pattern)}, 1), '')`
+      : quotedIdentifier(`${def.course.field}__raw`)
+    : 'NULL::VARCHAR';
+
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('typed')} AS
+    SELECT x.*,
+      ${fields.map(([name, f]) => `${typed(name, f)} AS ${quotedIdentifier(name)}`).join(',\n      ')}${fields.length ? ',' : ''}
+      ${tsSql} AS ts,
+      ${explicitOffset} AS explicit_offset,
+      i.student_key,
+      ${courseSql} AS course_id
+    FROM ${t('x')} x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`);
+
+  // The contract: the first failing rule names the row's quarantine reason and field.
+  const checks: { rule: Rule; when: string; field: string; reason: string }[] = [
+    { rule: 'invalid_json', when: 'j IS NULL', field: "'(record)'", reason: `CASE WHEN coalesce(json_valid(raw), false) THEN 'record is not a JSON object' ELSE 'record is not valid JSON' END` },
+  ];
+  const shown = (name: string, f: FieldDefinition) =>
+    f.freeText ? "''" : `' ' || to_json(left(${quotedIdentifier(`${name}__raw`)}, 80))::VARCHAR`;
+  for (const [name, f] of fields) {
+    if (f.required) {
+      checks.push({ rule: 'missing_required', when: `nullif(trim(${quotedIdentifier(`${name}__raw`)}), '') IS NULL`, field: quotedString(name), reason: quotedString(`required field ${name} is missing or empty`) });
+    }
+  }
+  checks.push({ rule: 'missing_required', when: `nullif(trim(ts_raw), '') IS NULL`, field: "'timestamp'", reason: "'required timestamp is missing or empty'" });
+  for (const [name, f] of fields) {
+    if (f.type !== 'VARCHAR') {
+      checks.push({ rule: 'bad_type', when: `${quotedIdentifier(`${name}__raw`)} IS NOT NULL AND ${quotedIdentifier(name)} IS NULL`, field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is not ${f.type === 'BOOLEAN' ? 'a boolean' : f.type === 'INTEGER' ? 'an integer' : 'a number'}'` });
+    }
+  }
+  for (const [name, f] of fields) {
+    const c = quotedIdentifier(name);
+    const conds = [f.min !== undefined ? `${c} < ${f.min}` : null, f.max !== undefined ? `${c} > ${f.max}` : null].filter(Boolean);
+    if (conds.length) {
+      checks.push({ rule: 'out_of_range', when: conds.join(' OR '), field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is outside [${f.min ?? '-∞'}, ${f.max ?? '∞'}]'` });
+    }
+    if (f.enum) {
+      checks.push({ rule: 'invalid_enum', when: `${c} IS NOT NULL AND ${c} NOT IN (${f.enum.map((e) => quotedString(e)).join(', ')})`, field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is not one of ${f.enum.join(', ')}'` });
+    }
+  }
+  checks.push(
+    { rule: 'invalid_offset', when: 'abs(explicit_offset) > 14 * 60', field: "'timestamp'", reason: `'timestamp ' || to_json(ts_raw)::VARCHAR || ' has a UTC offset beyond ±14:00'` },
+    { rule: 'malformed_timestamp', when: 'ts IS NULL', field: "'timestamp'", reason: `'timestamp ' || to_json(left(ts_raw, 80))::VARCHAR || ' is not ${ts.format ? `in the format ${ts.format}` : 'an ISO 8601 date-time'}'` },
+    { rule: 'future_timestamp', when: `ts > ${quotedString(ctx.futureBound)}::TIMESTAMPTZ`, field: "'timestamp'", reason: `'timestamp ' || ts_raw || ' is after the landing day plus the allowed skew'` },
+    { rule: 'unknown_student', when: 'student_key IS NULL', field: "'identity'", reason: `CASE WHEN identity_form IS NULL THEN 'no student identity in the record' ELSE 'student identity matches no roster entry' END` },
+  );
+  if (def.termCheck) {
+    checks.push({
+      rule: 'out_of_term',
+      when: `EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key)
+        AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key
+          AND (typed_row.course_id IS NULL OR e.course_id = typed_row.course_id)
+          AND CAST(typed_row.ts AS DATE) BETWEEN e.start_date - 1 AND e.end_date + 1)`,
+      field: "'timestamp'",
+      reason: `'timestamp ' || ts_raw || ' is outside the student''s enrolment'`,
+    });
+  }
+  const ruleCase = `CASE ${checks.map((c) => `WHEN ${c.when} THEN ${quotedString(c.rule)}`).join(' ')} END`;
+  const fieldCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.field}`).join(' ')} END`;
+  const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
+  const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
+
+  const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, md5(raw))` : `md5(j::VARCHAR)`;
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('checked')} AS
+    SELECT typed_row.*, ${indexCase} AS rule_index, ${ruleCase} AS rule, ${eventKey} AS event_key
+    FROM ${t('typed')} typed_row`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
+    SELECT *,
+      CASE WHEN rule IS NULL THEN
+        CASE WHEN event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2
+             ELSE row_number() OVER (PARTITION BY rule IS NULL, event_key ORDER BY source_file, line_no) END
+      END AS occurrence
+    FROM ${t('checked')}`);
+
+  const masked = (name: string) => {
+    let v = quotedIdentifier(name);
+    v = `regexp_replace(${v}, '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}', '[EMAIL]', 'g')`;
+    v = `regexp_replace(${v}, '\\+?\\d[\\d ().-]{7,}\\d', '[PHONE]', 'g')`;
+    if (ctx.namePattern) v = `regexp_replace(${v}, ${quotedString(`\\b(${ctx.namePattern})\\b`)}, '[NAME]', 'gi')`;
+    return v;
+  };
+  const outputFields = fields.map(([name, f]) => (f.freeText ? `${masked(name)} AS ${quotedIdentifier(name)}` : quotedIdentifier(name)));
+  const offsetSql = ts.format
+    ? `CAST(round((epoch(try_strptime(trim(ts_raw), ${quotedString(ts.format)})) - epoch(ts)) / 60) AS INTEGER)`
+    : `coalesce(explicit_offset, CAST(round((epoch(CAST(ts AT TIME ZONE ${quotedString(ts.timezone)} AS TIMESTAMP)) - epoch(ts)) / 60) AS INTEGER))`;
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('clean')} AS
+    SELECT event_key AS event_id, student_key, course_id,
+      CAST(ts AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts_utc,
+      ${offsetSql} AS ts_offset_minutes,
+      CAST(ts AT TIME ZONE 'UTC' AS DATE) AS event_date,
+      DATE ${quotedString(ctx.date)} AS landed_date,
+      ${outputFields.join(', ')}${outputFields.length ? ',' : ''}
+      source_file, line_no AS source_line
+    FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('quarantine')} AS
+    SELECT source_file, line_no, rule, ${fieldCase} AS field, ${reasonCase} AS reason, raw
+    FROM ${t('ranked')} WHERE rule IS NOT NULL`);
+
+  const c = (
+    await conn.runAndReadAll(`SELECT count(*) AS raw,
+        count(*) FILTER (WHERE rule IS NULL AND occurrence = 1) AS accepted,
+        count(*) FILTER (WHERE rule IS NULL AND occurrence > 1) AS duplicates,
+        count(*) FILTER (WHERE rule IS NOT NULL) AS quarantined,
+        count(*) FILTER (WHERE ${def.termCheck ? 'true' : 'false'} AND rule IS NULL AND occurrence = 1 AND CAST(ts AT TIME ZONE 'UTC' AS DATE) < DATE ${quotedString(ctx.date)}) AS late
+      FROM ${t('ranked')}`)
+  ).getRowObjects()[0]!;
+  const byRule: Record<string, number> = {};
+  for (const r of (await conn.runAndReadAll(`SELECT rule, count(*) AS n FROM ${t('ranked')} WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`)).getRowObjects()) {
+    byRule[String(r.rule)] = toNumber(r.n);
+  }
+  for (const name of ['raw', 'x', 'typed', 'checked', 'ranked']) await conn.run(`DROP TABLE ${t(name)}`);
+  return {
+    source: def.name,
+    raw: toNumber(c.raw),
+    accepted: toNumber(c.accepted),
+    duplicates: toNumber(c.duplicates),
+    quarantined: toNumber(c.quarantined),
+    late: toNumber(c.late),
+    byRule,
+  };
+}
+
+/** JSON documents (arrays, envelopes or single records); a document that is not JSON is one invalid record. */
+function jsonReaderSql(def: SourceDefinition, files: SourceFile[]): string {
+  return files
+    .map((f) => {
+      const recs = def.records ? quotedString(`${def.records}[*]`) : null;
+      return `SELECT ${quotedString(f.key)} AS source_file, line_no, raw FROM (
+        SELECT unnest(generate_series(1, len(recs))) AS line_no, unnest(recs) AS raw FROM (
+          SELECT CASE
+            WHEN NOT coalesce(json_valid(content), false) THEN [content]
+            ${recs ? `WHEN json_type(content::JSON, ${quotedString(def.records!)}) = 'ARRAY' THEN json_extract(content::JSON, ${recs})::VARCHAR[]` : ''}
+            WHEN json_type(content::JSON) = 'ARRAY' THEN json_extract(content::JSON, '$[*]')::VARCHAR[]
+            ELSE [content] END AS recs
+          FROM read_text(${quotedString(f.path)})))`;
+    })
+    .join('\nUNION ALL\n');
+}

@@ -1,0 +1,205 @@
+import { join } from 'node:path';
+import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
+import { loadSourceDefinitions, type SourceDefinition } from '../../config/source-definition.js';
+import type { ColumnSpec, PartitionRef } from '../../lake/manifest.js';
+import { parquetScan, sqlList, toNumber } from '../../lake/duck.js';
+import type { Layer } from '../../lake/paths.js';
+import { addDays } from '../../lake/paths.js';
+import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
+import { ErrorType, nonRetryable } from '../errors.js';
+import { cleanSource, type Reconciliation } from './engine.js';
+import { loadRoster } from './roster.js';
+
+export const SILVER_SCHEMA_VERSION = 2;
+/** Landings are deduplicated against this many earlier days of accepted events. */
+export const DEDUPE_LOOKBACK_DAYS = 7;
+
+export interface BuildSilverTablesInput {
+  date: string;
+  runId: string;
+  writeId: string;
+}
+
+export interface BuildSilverTablesOutput {
+  date: string;
+  partitions: PartitionRef[];
+  reconciliation: Reconciliation[];
+  /** Event dates whose silver partitions this landing changed (late events touch earlier dates). */
+  touchedDates: string[];
+  notes: string[];
+}
+
+/** The silver table of a source: its name with `-` made `_` (e.g. lms-csv → silver/lms_csv). */
+export function silverTable(source: string): string {
+  return source.replaceAll('-', '_');
+}
+
+async function describe(conn: DuckDBConnection, table: string): Promise<ColumnSpec[]> {
+  return (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${table})`))
+    .getRows()
+    .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+}
+
+async function publishTable(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  dir: string,
+  p: { layer: Layer; dataset: string; date: string; runId: string; writeId: string; sql: string; orderBy: string; stats?: Record<string, number> },
+): Promise<PartitionRef> {
+  const tmp = quotedIdentifier(`out_${p.layer}_${p.dataset}`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${tmp} AS ${p.sql}`);
+  const path = join(dir, `${p.layer}-${p.dataset}-${p.date}.parquet`);
+  await conn.run(`COPY (SELECT * FROM ${tmp} ORDER BY ${p.orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+  const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${tmp}`)).getRows()[0]![0]);
+  const schema = await describe(conn, tmp);
+  await conn.run(`DROP TABLE ${tmp}`);
+  const m = await deps.lake.publishPartition({
+    layer: p.layer,
+    dataset: p.dataset,
+    date: p.date,
+    runId: p.runId,
+    writeId: p.writeId,
+    files: [{ localPath: path, rows }],
+    schema,
+    schemaVersion: SILVER_SCHEMA_VERSION,
+    stats: p.stats ?? {},
+  });
+  return deps.lake.ref(m);
+}
+
+/**
+ * Cleans one source's landing and writes its accepted rows into their event-date partitions: rows landed on other
+ * dates are kept, rows of this landing replaced, so re-running a landing changes nothing and late events join the
+ * partition of the day they happened.
+ */
+async function silverForSource(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  dir: string,
+  def: SourceDefinition,
+  input: BuildSilverTablesInput,
+  namePattern: string,
+): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[] }> {
+  const table = silverTable(def.name);
+  const { manifest, paths } = await deps.lake.localFiles('bronze', def.name, input.date);
+  const files = manifest ? manifest.files.map((f, i) => ({ key: f.key, path: paths[i]! })) : [];
+
+  // Event ids accepted from earlier landings, for duplicates across days.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE seen (event_id VARCHAR)`);
+  const earlier: string[] = [];
+  for (let k = 0; k <= DEDUPE_LOOKBACK_DAYS; k++) {
+    earlier.push(...(await deps.lake.localFiles('silver', table, addDays(input.date, -k))).paths);
+  }
+  if (earlier.length) {
+    await conn.run(`INSERT INTO seen SELECT event_id FROM ${parquetScan(earlier)}
+      WHERE landed_date < DATE ${quotedString(input.date)}`);
+  }
+
+  const prefix = `s_${table}`;
+  const skew = deps.config.pipeline.futureSkewMinutes * 60_000;
+  const rec = files.length
+    ? await cleanSource(conn, def, files, {
+        date: input.date,
+        futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
+        identities: 'identities',
+        enrolments: 'enrolments',
+        seen: 'seen',
+        namePattern,
+      }, prefix)
+    : { source: def.name, raw: 0, accepted: 0, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
+  if (rec.raw !== rec.accepted + rec.duplicates + rec.quarantined) {
+    throw nonRetryable(ErrorType.ContractViolation, `${def.name} ${input.date}: reconciliation failed (${JSON.stringify(rec)})`);
+  }
+  const partitions: PartitionRef[] = [];
+  const stats = { raw: rec.raw, accepted: rec.accepted, duplicates: rec.duplicates, quarantined: rec.quarantined, late: rec.late, bronzeFiles: files.length };
+  const clean = quotedIdentifier(`${prefix}_clean`);
+  const quarantine = quotedIdentifier(`${prefix}_quarantine`);
+  let touched: string[] = [];
+  if (files.length) {
+    touched = (await conn.runAndReadAll(`SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM ${clean} ORDER BY 1`)).getRows().map((r) => String(r[0]));
+  }
+  // The landing date's own partition is always written, so a day without data is a committed, empty partition.
+  if (!touched.includes(input.date)) touched.push(input.date);
+  for (const eventDate of touched.sort()) {
+    const existing = (await deps.lake.localFiles('silver', table, eventDate)).paths;
+    const fresh = files.length ? `SELECT * FROM ${clean} WHERE event_date = DATE ${quotedString(eventDate)}` : null;
+    const kept = existing.length
+      ? `SELECT * FROM ${parquetScan(existing)} WHERE landed_date <> DATE ${quotedString(input.date)}`
+      : null;
+    const parts = [fresh, kept].filter(Boolean) as string[];
+    if (!parts.length) continue;
+    partitions.push(
+      await publishTable(deps, conn, dir, {
+        layer: 'silver',
+        dataset: table,
+        date: eventDate,
+        runId: input.runId,
+        writeId: input.writeId,
+        sql: parts.map((s) => `(${s})`).join(' UNION ALL BY NAME '),
+        orderBy: 'student_key, ts_utc, event_id',
+        stats: eventDate === input.date ? stats : {},
+      }),
+    );
+  }
+  if (files.length) {
+    partitions.push(
+      await publishTable(deps, conn, dir, {
+        layer: 'quarantine',
+        dataset: def.name,
+        date: input.date,
+        runId: input.runId,
+        writeId: input.writeId,
+        sql: `SELECT * FROM ${quarantine}`,
+        orderBy: 'source_file, line_no',
+        stats: { ...stats, ...Object.fromEntries(Object.entries(rec.byRule).map(([k, v]) => [`rule:${k}`, v])) },
+      }),
+    );
+    await conn.run(`DROP TABLE ${clean}`);
+    await conn.run(`DROP TABLE ${quarantine}`);
+  }
+  return { rec, partitions, touched: files.length && def.modality !== 'outcome' ? touched : [] };
+}
+
+export function createSilverActivities(deps: ActivityDeps) {
+  const definitions = loadSourceDefinitions();
+  return {
+    /**
+     * Builds the landing date's silver tables from bronze, for every declared source: clean, typed, deduplicated,
+     * pseudonymized rows in their event-date partitions, failing rows in `quarantine/<source>/dt=<landing date>`
+     * with rule, field and reason, and the roster snapshot (`students`, `student_demographics`, `enrolments`).
+     * Idempotent: re-running a landing replaces exactly what that landing wrote.
+     */
+    async buildSilverTables(input: BuildSilverTablesInput): Promise<BuildSilverTablesOutput> {
+      await faultHold(deps, 'buildSilverTables');
+      return withHeartbeat((progress) =>
+        withWorkDir(deps, 'silver', (dir) =>
+          deps.duck.withConnection(async (conn) => {
+            await conn.run(`SET TimeZone = 'UTC'`);
+            progress({ step: 'roster' });
+            const roster = await loadRoster(deps, conn, input.date);
+            const partitions: PartitionRef[] = [];
+            const base = { date: input.date, runId: input.runId, writeId: input.writeId };
+            partitions.push(
+              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'students', sql: 'SELECT * FROM students', orderBy: 'student_key', stats: { students: roster.students } }),
+              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'student_demographics', sql: 'SELECT * FROM student_demographics', orderBy: 'student_key' }),
+              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'enrolments', sql: 'SELECT * FROM enrolments', orderBy: 'student_key, course_id', stats: { enrolments: roster.enrolments } }),
+            );
+            const reconciliation: Reconciliation[] = [];
+            const touched = new Set<string>();
+            const notes: string[] = [];
+            for (const def of definitions.values()) {
+              progress({ step: def.name });
+              const r = await silverForSource(deps, conn, dir, def, input, roster.namePattern);
+              reconciliation.push(r.rec);
+              partitions.push(...r.partitions);
+              for (const d of r.touched) touched.add(d);
+            }
+            if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
+            for (const t of ['identities', 'students', 'student_demographics', 'enrolments', 'seen']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+            return { date: input.date, partitions, reconciliation, touchedDates: [...touched].sort(), notes };
+          }),
+        ),
+      );
+    },
+  };
+}

@@ -2,6 +2,7 @@ import { createBronzeActivities } from './bronze.js';
 import type { ActivityDeps } from './context.js';
 import { createGoldActivities } from './gold.js';
 import { createSilverActivities } from './silver/index.js';
+import { createTimelineActivities } from './timeline.js';
 
 export type { ActivityDeps } from './context.js';
 
@@ -10,6 +11,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createBronzeActivities(deps),
     ...createSilverActivities(deps),
+    ...createTimelineActivities(deps),
     ...createGoldActivities(deps),
   };
 }

@@ -1,6 +1,6 @@
 /** Types shared by workflows, clients and the CLI. No I/O, no Node built-ins: safe inside the workflow sandbox. */
 
-export type Stage = 'queued' | 'bronze' | 'silver' | 'gold' | 'done' | 'failed';
+export type Stage = 'queued' | 'bronze' | 'silver' | 'timeline' | 'gold' | 'done' | 'failed';
 
 export interface NightlyPipelineInput {
   /** The partition date, YYYY-MM-DD. */
@@ -12,7 +12,7 @@ export interface NightlyProgress {
   stage: Stage;
   stagesDone: string[];
   filesLanded: number;
-  rows: { bronzeFiles: number; silver: number; quarantined: number; duplicates: number; gold: number };
+  rows: { bronzeFiles: number; silver: number; quarantined: number; duplicates: number; late: number; timeline: number; gold: number };
   notes: string[];
 }
 

@@ -11,6 +11,15 @@ import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { NightlyPipelineInput, NightlyProgress, NightlySummary, Stage } from './contracts.js';
 
+/** Dates from..to inclusive (pure date arithmetic, deterministic). */
+function dateSpan(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return out;
+}
+
 export const progressQuery = defineQuery<NightlyProgress>('progress');
 
 const RunDate = defineSearchAttributeKey('EdlakeRunDate', 'DATETIME');
@@ -53,7 +62,7 @@ export async function nightlyPipeline(
     stage: 'queued',
     stagesDone: [],
     filesLanded: 0,
-    rows: { bronzeFiles: 0, silver: 0, quarantined: 0, duplicates: 0, gold: 0 },
+    rows: { bronzeFiles: 0, silver: 0, quarantined: 0, duplicates: 0, late: 0, timeline: 0, gold: 0 },
     notes: [],
   };
   const partitions: NightlySummary['partitions'] = [];
@@ -67,7 +76,8 @@ export async function nightlyPipeline(
         `**Nightly run ${input.date}** — stage: \`${stage}\``,
         `- done: ${progress.stagesDone.join(' → ') || '—'}`,
         `- bronze files: ${r.bronzeFiles} (new: ${progress.filesLanded})`,
-        `- silver rows: ${r.silver}, duplicates: ${r.duplicates}, quarantined: ${r.quarantined}`,
+        `- silver rows: ${r.silver}, duplicates: ${r.duplicates}, quarantined: ${r.quarantined}, late: ${r.late}`,
+        `- timeline events: ${r.timeline}`,
         `- gold rows: ${r.gold}`,
         ...progress.notes.map((n) => `- note: ${n}`),
       ].join('\n'),
@@ -92,26 +102,42 @@ export async function nightlyPipeline(
     progress.stagesDone.push('bronze');
 
     show('silver');
-    const silver = await computeActivities(
-      hb,
-      `Clean, deduplicate and pseudonymize ${input.date} into silver`,
-    ).buildSilverTables({ date: input.date, runId, writeId });
+    const silver = await computeActivities(hb, `Clean, deduplicate and pseudonymize the ${input.date} landing into silver`).buildSilverTables({
+      date: input.date,
+      runId,
+      writeId,
+    });
     for (const r of silver.reconciliation) {
       progress.rows.silver += r.accepted;
       progress.rows.duplicates += r.duplicates;
       progress.rows.quarantined += r.quarantined;
+      progress.rows.late += r.late;
     }
     progress.notes.push(...silver.notes);
     partitions.push(...silver.partitions);
     progress.stagesDone.push('silver');
 
-    show('gold');
-    const gold = await computeActivities(hb, `Per-student daily features for ${input.date}`).buildGoldFeatures({
-      date: input.date,
+    // Late events change earlier days: realign them and recompute their features up to this date.
+    const touched = silver.touchedDates.filter((d) => d <= input.date);
+    const alignDates = touched.includes(input.date) ? touched : [...touched, input.date].sort();
+    show('timeline');
+    const timeline = await computeActivities(hb, `Align the timeline of ${alignDates.join(', ')}`).alignTimeline({
+      dates: alignDates,
       runId,
       writeId,
     });
-    progress.rows.gold = gold.partitions.reduce((n, p) => n + p.rowCount, 0);
+    progress.rows.timeline = timeline.events;
+    partitions.push(...timeline.partitions);
+    progress.stagesDone.push('timeline');
+
+    show('gold');
+    const goldDates = dateSpan(alignDates[0]!, input.date);
+    const gold = await computeActivities(hb, `Student features as of ${goldDates.join(', ')}`).buildGoldFeatures({
+      dates: goldDates,
+      runId,
+      writeId,
+    });
+    progress.rows.gold = gold.partitions.find((p) => p.date === input.date)?.rowCount ?? 0;
     partitions.push(...gold.partitions);
     progress.stagesDone.push('gold');
 

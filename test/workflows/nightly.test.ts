@@ -18,7 +18,7 @@ const DAY = '2031-01-06';
 const KILL_DAY = '2031-01-07';
 
 async function goldRows(date: string): Promise<string[]> {
-  const { paths } = await lake.localFiles('gold', 'student_daily_features', date);
+  const { paths } = await lake.localFiles('gold', 'student_features', date);
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
@@ -33,10 +33,10 @@ async function goldRows(date: string): Promise<string[]> {
 describe('nightlyPipeline on the real Temporal dev server', () => {
   let client: Awaited<ReturnType<typeof connectClient>>;
   let worker: StartedWorker | undefined;
-  let expected: ReturnType<typeof generate>['expected'];
+  let expected: Awaited<ReturnType<typeof generate>>['expected'];
 
   beforeAll(async () => {
-    expected = generate({ out: config.inbox, students: 80, days: 2, start: DAY, seed: 11 }).expected;
+    expected = (await generate({ out: config.inbox, students: 80, days: 2, start: DAY, seed: 11 })).expected;
     client = await connectClient(config);
   });
   afterAll(async () => {
@@ -44,22 +44,23 @@ describe('nightlyPipeline on the real Temporal dev server', () => {
     await client?.close();
   });
 
-  it('runs bronze → silver → gold for one day with the expected partitions and counts', async () => {
+  it('runs bronze → silver → timeline → gold for one day with the expected partitions and counts', async () => {
     worker = await startWorker(config);
     const handle = await startNightly(client.client, config, DAY);
     expect(handle.workflowId).toBe(`nightly-${DAY}`);
     const summary = await followNightly(handle, () => undefined);
-    const exp = expected[DAY]!.xapi;
+    const exp = Object.values(expected[DAY]!);
+    const sum = (f: (e: (typeof exp)[number]) => number) => exp.reduce((n, e) => n + f(e), 0);
     expect(summary.stage).toBe('done');
-    expect(summary.stagesDone).toEqual(['bronze', 'silver', 'gold']);
+    expect(summary.stagesDone).toEqual(['bronze', 'silver', 'timeline', 'gold']);
     expect(summary.rows).toMatchObject({
-      silver: exp.accepted,
-      duplicates: exp.duplicates,
-      quarantined: exp.quarantined,
+      silver: sum((e) => e.accepted),
+      duplicates: sum((e) => e.duplicates),
+      quarantined: sum((e) => e.quarantined),
       gold: 80,
     });
-    expect(await lake.listPartitions('silver', 'xapi_statements')).toEqual([DAY]);
-    expect(await lake.listPartitions('gold', 'student_daily_features')).toEqual([DAY]);
+    expect(await lake.listPartitions('silver', 'xapi')).toEqual([DAY]);
+    expect(await lake.listPartitions('gold', 'student_features')).toEqual([DAY]);
     const progress = await handle.query<{ stage: string }>('progress');
     expect(progress.stage).toBe('done');
     const desc = await handle.describe();
@@ -69,16 +70,17 @@ describe('nightlyPipeline on the real Temporal dev server', () => {
 
   it('re-running a date replaces its partitions instead of adding to them', async () => {
     const before = await goldRows(DAY);
-    const silverBefore = await lake.readManifest('silver', 'xapi_statements', DAY);
+    const silverBefore = await lake.readManifest('silver', 'xapi', DAY);
     const summary = await followNightly(await startNightly(client.client, config, DAY), () => undefined);
     expect(summary.rows.gold).toBe(80);
-    const silverAfter = await lake.readManifest('silver', 'xapi_statements', DAY);
+    const silverAfter = await lake.readManifest('silver', 'xapi', DAY);
     expect(silverAfter!.runId).not.toBe(silverBefore!.runId);
     expect(silverAfter!.rowCount).toBe(silverBefore!.rowCount);
     expect(await goldRows(DAY)).toEqual(before);
     for (const [layer, dataset] of [
-      ['silver', 'xapi_statements'],
-      ['gold', 'student_daily_features'],
+      ['silver', 'xapi'],
+      ['silver', 'timeline'],
+      ['gold', 'student_features'],
       ['quarantine', 'xapi'],
     ] as const) {
       const m = await lake.readManifest(layer, dataset, DAY);

@@ -1,0 +1,249 @@
+import { join } from 'node:path';
+import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
+import type { PartitionRef } from '../lake/manifest.js';
+import { parquetScan, toNumber } from '../lake/duck.js';
+import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
+import { ErrorType, nonRetryable } from './errors.js';
+
+export interface AlignTimelineInput {
+  /** Event dates to (re)build. */
+  dates: string[];
+  runId: string;
+  writeId: string;
+}
+
+export interface AlignTimelineOutput {
+  partitions: PartitionRef[];
+  events: number;
+  studentDays: number;
+}
+
+/** Sensor samples further than this from an event are not joined to it. */
+export const SENSOR_TOLERANCE_SECONDS = 30;
+
+/** How each modality's silver table maps onto the common timeline columns. */
+const MODALITIES: { table: string; modality: string; select: string }[] = [
+  {
+    table: 'xapi',
+    modality: 'activity',
+    select: `regexp_extract(verb, '([^/]+)$', 1) AS action, object_id, success, score_scaled AS score, NULL::INTEGER AS attempts,
+      coalesce(try_cast(regexp_extract(duration, '(\\d+(?:\\.\\d+)?)H', 1) AS DOUBLE), 0) * 3600
+        + coalesce(try_cast(regexp_extract(duration, 'T(?:\\d+(?:\\.\\d+)?H)?(\\d+(?:\\.\\d+)?)M', 1) AS DOUBLE), 0) * 60
+        + coalesce(try_cast(regexp_extract(duration, '(\\d+(?:\\.\\d+)?)S', 1) AS DOUBLE), 0) AS duration_s,
+      NULL::DOUBLE AS position, NULL::DOUBLE AS position_to, NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words`,
+  },
+  {
+    table: 'caliper',
+    modality: 'activity',
+    select: `action, object_id, NULL::BOOLEAN AS success, score, NULL::INTEGER AS attempts, NULL::DOUBLE AS duration_s,
+      NULL::DOUBLE AS position, NULL::DOUBLE AS position_to, NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words`,
+  },
+  {
+    table: 'lms_csv',
+    modality: 'practice',
+    select: `'attempted' AS action, problem_id AS object_id, correct AS success, NULL::DOUBLE AS score, attempts, time_spent AS duration_s,
+      NULL::DOUBLE AS position, NULL::DOUBLE AS position_to, NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words`,
+  },
+  {
+    table: 'assessments',
+    modality: 'assessment',
+    select: `'submitted' AS action, assessment AS object_id, NULL::BOOLEAN AS success, score / nullif(max_score, 0) AS score, NULL::INTEGER AS attempts,
+      NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to, NULL::DOUBLE AS media_duration,
+      CAST(try_cast(due_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS due_at, NULL::INTEGER AS words`,
+  },
+  {
+    table: 'video',
+    modality: 'video',
+    select: `event AS action, media_id AS object_id, NULL::BOOLEAN AS success, NULL::DOUBLE AS score, NULL::INTEGER AS attempts,
+      NULL::DOUBLE AS duration_s, CASE WHEN event = 'seek' THEN seek_from ELSE position END AS position,
+      CASE WHEN event = 'seek' THEN seek_to END AS position_to, media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words`,
+  },
+  {
+    table: 'forum',
+    modality: 'forum',
+    select: `kind AS action, thread AS object_id, NULL::BOOLEAN AS success, NULL::DOUBLE AS score, NULL::INTEGER AS attempts,
+      NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to, NULL::DOUBLE AS media_duration,
+      NULL::TIMESTAMP AS due_at, len(string_split(trim(text), ' ')) AS words`,
+  },
+];
+
+/**
+ * Aligns one event date: `silver/timeline` (every modality on one timeline per student, sessionized, each event
+ * joined as-of to the nearest earlier sensor sample, assessments tied to the study session before them) and
+ * `silver/student_day` (the dense student × course × day grid, zero-activity days present, with merged video
+ * watching intervals so re-watches are not double counted).
+ */
+async function alignDate(deps: ActivityDeps, conn: DuckDBConnection, dir: string, date: string, input: AlignTimelineInput): Promise<PartitionRef[]> {
+  const gapS = deps.config.pipeline.sessionGapMinutes * 60;
+  const d = quotedString(date);
+  const parts: string[] = [];
+  for (const m of MODALITIES) {
+    const { paths } = await deps.lake.localFiles('silver', m.table, date);
+    if (!paths.length) continue;
+    parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select}
+      FROM ${parquetScan(paths)}`);
+  }
+  // The roster snapshot in force on the date: the latest on or before it.
+  const rosterDate = (await deps.lake.listPartitions('silver', 'enrolments')).filter((x) => x <= date).at(-1);
+  if (!rosterDate) throw nonRetryable(ErrorType.MissingPartition, `no silver/enrolments on or before ${date}; run silver first`);
+  const enrol = (await deps.lake.localFiles('silver', 'enrolments', rosterDate)).paths;
+  const students = (await deps.lake.localFiles('silver', 'students', rosterDate)).paths;
+  await conn.run(`CREATE OR REPLACE TEMP TABLE enrol AS SELECT * FROM ${parquetScan(enrol)}`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ev AS ${
+    parts.length
+      ? parts.map((p) => `(${p})`).join(' UNION ALL BY NAME ')
+      : `SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key, NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc,
+          NULL::VARCHAR AS modality, NULL::VARCHAR AS source, NULL::VARCHAR AS action, NULL::VARCHAR AS object_id, NULL::BOOLEAN AS success,
+          NULL::DOUBLE AS score, NULL::INTEGER AS attempts, NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to,
+          NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words LIMIT 0`
+  }`);
+  // Events without a course belong to the student's course when the student has exactly one.
+  await conn.run(`UPDATE ev SET course_id = e.course_id FROM (
+      SELECT student_key, min(course_id) AS course_id FROM enrol GROUP BY student_key HAVING count(DISTINCT course_id) = 1) e
+    WHERE ev.course_id IS NULL AND ev.student_key = e.student_key`);
+
+  const sensor = (await deps.lake.localFiles('silver', 'sensor', date)).paths;
+  await conn.run(
+    sensor.length
+      ? `CREATE OR REPLACE TEMP TABLE sens AS SELECT student_key, ts_utc, heart_rate, attention FROM ${parquetScan(sensor)}`
+      : `CREATE OR REPLACE TEMP TABLE sens AS SELECT NULL::VARCHAR AS student_key, NULL::TIMESTAMP AS ts_utc, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention LIMIT 0`,
+  );
+
+  await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
+    WITH g AS (
+      SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc, event_id)) AS gap_s FROM ev
+    ),
+    s AS (
+      SELECT *, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
+        OVER (PARTITION BY student_key ORDER BY ts_utc, event_id ROWS UNBOUNDED PRECEDING) AS session_no FROM g
+    ),
+    j AS (
+      SELECT s.*, s.student_key || ':' || ${d} || ':' || s.session_no AS session_id,
+        CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.heart_rate END AS heart_rate,
+        CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
+      FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
+    )
+    SELECT * EXCLUDE (gap_s, session_no) FROM j`);
+  // Each submission is tied to the last study session (non-assessment events) that ended before it.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
+    SELECT student_key, session_id, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
+    FROM tl WHERE modality <> 'assessment' GROUP BY ALL`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE timeline AS
+    SELECT tl.*, CASE WHEN tl.modality = 'assessment' THEN p.session_id END AS study_session_id
+    FROM tl ASOF LEFT JOIN sess p ON tl.student_key = p.student_key AND tl.ts_utc >= p.ended`);
+
+  // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
+    WITH v AS (
+      SELECT student_key, course_id, object_id AS media_id, ts_utc, action, position, media_duration,
+        lead(action) OVER w AS next_action, lead(position) OVER w AS next_position
+      FROM timeline WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, event_id)
+    ),
+    iv AS (
+      SELECT student_key, course_id, media_id, max(media_duration) OVER (PARTITION BY student_key, media_id) AS media_duration,
+        position AS s, next_position AS e
+      FROM v WHERE action = 'play' AND next_action IN ('pause', 'seek', 'ended') AND next_position > position
+    ),
+    o AS (
+      SELECT *, max(e) OVER (PARTITION BY student_key, media_id ORDER BY s, e ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM iv
+    ),
+    grp AS (
+      SELECT *, sum(CASE WHEN prev_end IS NULL OR s > prev_end THEN 1 ELSE 0 END) OVER (PARTITION BY student_key, media_id ORDER BY s, e) AS g FROM o
+    ),
+    merged AS (SELECT student_key, course_id, media_id, any_value(media_duration) AS media_duration, min(s) AS s, max(e) AS e
+      FROM grp GROUP BY student_key, course_id, media_id, g)
+    SELECT student_key, course_id, media_id, any_value(media_duration) AS media_duration, sum(e - s) AS watched_s FROM merged GROUP BY ALL`);
+
+  await conn.run(`CREATE OR REPLACE TEMP TABLE student_day AS
+    WITH grid AS (
+      SELECT DISTINCT e.student_key, e.course_id FROM enrol e
+      WHERE DATE ${d} BETWEEN e.start_date AND e.end_date
+        AND e.student_key IN (SELECT student_key FROM ${parquetScan(students)})
+    ),
+    agg AS (
+      SELECT student_key, course_id,
+        count(*) AS events,
+        count(*) FILTER (WHERE modality = 'activity') AS activity_events,
+        count(*) FILTER (WHERE modality = 'practice') AS practice_events,
+        count(*) FILTER (WHERE modality = 'video') AS video_events,
+        count(*) FILTER (WHERE modality = 'forum') AS forum_posts,
+        coalesce(sum(words) FILTER (WHERE modality = 'forum'), 0) AS forum_words,
+        count(*) FILTER (WHERE modality = 'assessment') AS submissions,
+        count(*) FILTER (WHERE modality = 'assessment' AND ts_utc > due_at) AS late_submissions,
+        coalesce(sum(greatest(epoch(ts_utc - due_at), 0) / 3600) FILTER (WHERE modality = 'assessment'), 0) AS lateness_hours,
+        avg(score) FILTER (WHERE modality = 'assessment') AS assessment_score,
+        count(*) FILTER (WHERE success IS NOT NULL AND modality IN ('activity', 'practice')) AS answered,
+        count(*) FILTER (WHERE success AND modality IN ('activity', 'practice')) AS correct,
+        coalesce(sum(attempts), 0) AS attempts,
+        count(*) FILTER (WHERE modality = 'practice' AND success) AS practice_correct,
+        coalesce(sum(attempts) FILTER (WHERE modality = 'practice'), 0) AS practice_attempts,
+        count(DISTINCT object_id) FILTER (WHERE modality = 'practice') AS practice_items,
+        coalesce(sum(duration_s) FILTER (WHERE modality = 'practice'), 0) / 60 AS practice_minutes,
+        count(DISTINCT object_id) FILTER (WHERE modality = 'practice' OR (modality = 'activity' AND success IS NOT NULL)) AS items,
+        coalesce(sum(duration_s), 0) / 60 AS time_on_task_minutes,
+        count(DISTINCT session_id) FILTER (WHERE modality <> 'assessment') AS sessions,
+        avg(attention) AS attention
+      FROM timeline GROUP BY ALL
+    ),
+    sm AS (SELECT s.student_key, t.course_id, sum(s.minutes) AS session_minutes
+      FROM sess s JOIN (SELECT DISTINCT session_id, course_id FROM timeline) t USING (session_id) GROUP BY ALL),
+    vw AS (SELECT student_key, course_id, sum(watched_s) / 60 AS video_minutes, count(*) AS videos_watched,
+      avg(least(watched_s / nullif(media_duration, 0), 1)) AS video_completion FROM watched GROUP BY ALL)
+    SELECT g.student_key, g.course_id, DATE ${d} AS date,
+      coalesce(a.events, 0) AS events, coalesce(a.activity_events, 0) AS activity_events, coalesce(a.practice_events, 0) AS practice_events,
+      coalesce(a.video_events, 0) AS video_events, coalesce(a.forum_posts, 0) AS forum_posts, coalesce(a.forum_words, 0) AS forum_words,
+      coalesce(a.submissions, 0) AS submissions, coalesce(a.late_submissions, 0) AS late_submissions,
+      coalesce(a.lateness_hours, 0) AS lateness_hours, a.assessment_score,
+      coalesce(a.answered, 0) AS answered, coalesce(a.correct, 0) AS correct, coalesce(a.attempts, 0) AS attempts,
+      coalesce(a.items, 0) AS items, coalesce(a.practice_correct, 0) AS practice_correct,
+      coalesce(a.practice_attempts, 0) AS practice_attempts, coalesce(a.practice_items, 0) AS practice_items,
+      coalesce(a.practice_minutes, 0) AS practice_minutes, coalesce(a.time_on_task_minutes, 0) AS time_on_task_minutes,
+      coalesce(a.sessions, 0) AS sessions, coalesce(sm.session_minutes, 0) AS session_minutes,
+      coalesce(vw.video_minutes, 0) AS video_minutes, coalesce(vw.videos_watched, 0) AS videos_watched, vw.video_completion,
+      a.attention
+    FROM grid g
+    LEFT JOIN agg a USING (student_key, course_id)
+    LEFT JOIN sm USING (student_key, course_id)
+    LEFT JOIN vw USING (student_key, course_id)`);
+
+  const out: PartitionRef[] = [];
+  for (const [dataset, orderBy] of [['timeline', 'student_key, ts_utc, event_id'], ['student_day', 'student_key, course_id']] as const) {
+    const path = join(dir, `${dataset}-${date}.parquet`);
+    await conn.run(`COPY (SELECT * FROM ${dataset} ORDER BY ${orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+    const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${dataset}`)).getRows()[0]![0]);
+    const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`)).getRows().map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+    const m = await deps.lake.publishPartition({ layer: 'silver', dataset, date, runId: input.runId, writeId: input.writeId, files: [{ localPath: path, rows }], schema, schemaVersion: 1 });
+    out.push(deps.lake.ref(m));
+  }
+  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'timeline', 'watched', 'student_day']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+  return out;
+}
+
+export function createTimelineActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Rebuilds `silver/timeline` and `silver/student_day` for the given event dates from committed silver tables.
+     * Each date's partitions are replaced whole; the same silver input gives the same rows.
+     */
+    async alignTimeline(input: AlignTimelineInput): Promise<AlignTimelineOutput> {
+      await faultHold(deps, 'alignTimeline');
+      return withHeartbeat((progress) =>
+        withWorkDir(deps, 'timeline', (dir) =>
+          deps.duck.withConnection(async (conn) => {
+            await conn.run(`SET TimeZone = 'UTC'`);
+            const partitions: PartitionRef[] = [];
+            for (const date of input.dates) {
+              progress({ date });
+              partitions.push(...(await alignDate(deps, conn, dir, date, input)));
+            }
+            return {
+              partitions,
+              events: partitions.filter((p) => p.dataset === 'timeline').reduce((n, p) => n + p.rowCount, 0),
+              studentDays: partitions.filter((p) => p.dataset === 'student_day').reduce((n, p) => n + p.rowCount, 0),
+            };
+          }),
+        ),
+      );
+    },
+  };
+}

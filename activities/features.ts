@@ -18,25 +18,115 @@ export const MAX_LOOKBACK_DAYS = Math.max(...WINDOWS);
 
 const windowed: Omit<FeatureDefinition, 'window'>[] = [
   { name: 'events', definition: 'events of every modality', unit: 'events', sql: 'sum(events) FILTER ({f})' },
-  { name: 'activity_events', definition: 'xAPI statements and Caliper events', unit: 'events', sql: 'sum(activity_events) FILTER ({f})' },
-  { name: 'practice_events', definition: 'practice attempts from LMS log exports', unit: 'attempts', sql: 'sum(practice_events) FILTER ({f})' },
+  {
+    name: 'activity_events',
+    definition: 'xAPI statements and Caliper events',
+    unit: 'events',
+    sql: 'sum(activity_events) FILTER ({f})',
+  },
+  {
+    name: 'practice_events',
+    definition: 'practice attempts from LMS log exports',
+    unit: 'attempts',
+    sql: 'sum(practice_events) FILTER ({f})',
+  },
   { name: 'video_events', definition: 'video-player events', unit: 'events', sql: 'sum(video_events) FILTER ({f})' },
-  { name: 'forum_posts', definition: 'forum posts, replies and essays', unit: 'posts', sql: 'sum(forum_posts) FILTER ({f})' },
-  { name: 'forum_words', definition: 'words written in the forum', unit: 'words', sql: 'sum(forum_words) FILTER ({f})' },
-  { name: 'active_days', definition: 'days with at least one event', unit: 'days', sql: 'count(*) FILTER (({f}) AND events > 0)' },
-  { name: 'sessions', definition: 'study sessions (events separated by less than the session gap)', unit: 'sessions', sql: 'sum(sessions) FILTER ({f})' },
-  { name: 'session_minutes_avg', definition: 'mean session length', unit: 'minutes', sql: 'sum(session_minutes) FILTER ({f}) / nullif(sum(sessions) FILTER ({f}), 0)' },
-  { name: 'accuracy', definition: 'share of answered items (xAPI answers and practice attempts) that were correct', unit: 'ratio', sql: 'sum(correct) FILTER ({f}) / nullif(sum(answered) FILTER ({f}), 0)' },
-  { name: 'attempts_per_item', definition: 'practice attempts per distinct practice problem (problems counted per day)', unit: 'attempts', sql: 'sum(practice_attempts) FILTER ({f}) / nullif(sum(practice_items) FILTER ({f}), 0)' },
-  { name: 'practice_accuracy', definition: 'share of practice attempts that were correct', unit: 'ratio', sql: 'sum(practice_correct) FILTER ({f}) / nullif(sum(practice_events) FILTER ({f}), 0)' },
-  { name: 'time_on_task_minutes', definition: 'time on task reported by the sources (xAPI result.duration, LMS time_spent)', unit: 'minutes', sql: 'sum(time_on_task_minutes) FILTER ({f})' },
-  { name: 'video_minutes', definition: 'video watched, re-watched parts counted once per day', unit: 'minutes', sql: 'sum(video_minutes) FILTER ({f})' },
-  { name: 'video_completion', definition: 'mean share of each watched video that was seen', unit: 'ratio', sql: 'avg(video_completion) FILTER ({f})' },
-  { name: 'submissions', definition: 'assessment submissions', unit: 'submissions', sql: 'sum(submissions) FILTER ({f})' },
-  { name: 'late_submissions', definition: 'submissions after their due time', unit: 'submissions', sql: 'sum(late_submissions) FILTER ({f})' },
-  { name: 'lateness_hours_avg', definition: 'mean hours past due per submission (0 when on time)', unit: 'hours', sql: 'sum(lateness_hours) FILTER ({f}) / nullif(sum(submissions) FILTER ({f}), 0)' },
-  { name: 'assessment_score_avg', definition: 'mean assessment score as a share of the maximum', unit: 'ratio', sql: 'avg(assessment_score) FILTER ({f})' },
-  { name: 'events_trend', definition: 'least-squares slope of daily events over the window (zero-activity days included)', unit: 'events/day', sql: 'regr_slope(events, day_index) FILTER ({f})' },
+  {
+    name: 'forum_posts',
+    definition: 'forum posts, replies and essays',
+    unit: 'posts',
+    sql: 'sum(forum_posts) FILTER ({f})',
+  },
+  {
+    name: 'forum_words',
+    definition: 'words written in the forum',
+    unit: 'words',
+    sql: 'sum(forum_words) FILTER ({f})',
+  },
+  {
+    name: 'active_days',
+    definition: 'days with at least one event',
+    unit: 'days',
+    sql: 'count(*) FILTER (({f}) AND events > 0)',
+  },
+  {
+    name: 'sessions',
+    definition: 'study sessions (events separated by less than the session gap)',
+    unit: 'sessions',
+    sql: 'sum(sessions) FILTER ({f})',
+  },
+  {
+    name: 'session_minutes_avg',
+    definition: 'mean session length',
+    unit: 'minutes',
+    sql: 'sum(session_minutes) FILTER ({f}) / nullif(sum(sessions) FILTER ({f}), 0)',
+  },
+  {
+    name: 'accuracy',
+    definition: 'share of answered items (xAPI answers and practice attempts) that were correct',
+    unit: 'ratio',
+    sql: 'sum(correct) FILTER ({f}) / nullif(sum(answered) FILTER ({f}), 0)',
+  },
+  {
+    name: 'attempts_per_item',
+    definition: 'practice attempts per distinct practice problem (problems counted per day)',
+    unit: 'attempts',
+    sql: 'sum(practice_attempts) FILTER ({f}) / nullif(sum(practice_items) FILTER ({f}), 0)',
+  },
+  {
+    name: 'practice_accuracy',
+    definition: 'share of practice attempts that were correct',
+    unit: 'ratio',
+    sql: 'sum(practice_correct) FILTER ({f}) / nullif(sum(practice_events) FILTER ({f}), 0)',
+  },
+  {
+    name: 'time_on_task_minutes',
+    definition: 'time on task reported by the sources (xAPI result.duration, LMS time_spent)',
+    unit: 'minutes',
+    sql: 'sum(time_on_task_minutes) FILTER ({f})',
+  },
+  {
+    name: 'video_minutes',
+    definition: 'video watched, re-watched parts counted once per day',
+    unit: 'minutes',
+    sql: 'sum(video_minutes) FILTER ({f})',
+  },
+  {
+    name: 'video_completion',
+    definition: 'mean share of each watched video that was seen',
+    unit: 'ratio',
+    sql: 'avg(video_completion) FILTER ({f})',
+  },
+  {
+    name: 'submissions',
+    definition: 'assessment submissions',
+    unit: 'submissions',
+    sql: 'sum(submissions) FILTER ({f})',
+  },
+  {
+    name: 'late_submissions',
+    definition: 'submissions after their due time',
+    unit: 'submissions',
+    sql: 'sum(late_submissions) FILTER ({f})',
+  },
+  {
+    name: 'lateness_hours_avg',
+    definition: 'mean hours past due per submission (0 when on time)',
+    unit: 'hours',
+    sql: 'sum(lateness_hours) FILTER ({f}) / nullif(sum(submissions) FILTER ({f}), 0)',
+  },
+  {
+    name: 'assessment_score_avg',
+    definition: 'mean assessment score as a share of the maximum',
+    unit: 'ratio',
+    sql: 'avg(assessment_score) FILTER ({f})',
+  },
+  {
+    name: 'events_trend',
+    definition: 'least-squares slope of daily events over the window (zero-activity days included)',
+    unit: 'events/day',
+    sql: 'regr_slope(events, day_index) FILTER ({f})',
+  },
 ];
 
 export const FEATURES: FeatureDefinition[] = [
@@ -65,7 +155,7 @@ export const FEATURES: FeatureDefinition[] = [
 export function studentFeaturesSql(studentDay: string, asOf: string): string {
   const cols = FEATURES.map((f) => {
     const filter = f.window === null ? 'true' : `day_index > ${-f.window}`;
-    return `CAST(${f.sql.replaceAll("{f}", filter)} AS DOUBLE) AS ${f.name}`;
+    return `CAST(${f.sql.replaceAll('{f}', filter)} AS DOUBLE) AS ${f.name}`;
   });
   return `
     WITH d AS (SELECT *, CAST(date - DATE '${asOf}' AS INTEGER) AS day_index FROM ${studentDay}

@@ -37,15 +37,21 @@ export function createGoldActivities(deps: ActivityDeps) {
             for (const asOf of input.dates) {
               progress({ asOf });
               const paths: string[] = [];
-              for (let k = 0; k < MAX_LOOKBACK_DAYS; k++) paths.push(...(await deps.lake.localFiles('silver', 'student_day', addDays(asOf, -k))).paths);
+              for (let k = 0; k < MAX_LOOKBACK_DAYS; k++)
+                paths.push(...(await deps.lake.localFiles('silver', 'student_day', addDays(asOf, -k))).paths);
               if (!(await deps.lake.readManifest('silver', 'student_day', asOf))) {
-                throw nonRetryable(ErrorType.MissingPartition, `silver/student_day dt=${asOf} is not committed; align the timeline first`);
+                throw nonRetryable(
+                  ErrorType.MissingPartition,
+                  `silver/student_day dt=${asOf} is not committed; align the timeline first`,
+                );
               }
               const out = join(dir, `features-${asOf}.parquet`);
               await conn.run(
                 `COPY (${studentFeaturesSql(parquetScan(paths), asOf)} ORDER BY student_key, course_id) TO ${quotedString(out)} (FORMAT parquet, COMPRESSION zstd)`,
               );
-              const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${parquetScan([out])}`)).getRows()[0]![0]);
+              const rows = toNumber(
+                (await conn.runAndReadAll(`SELECT count(*) FROM ${parquetScan([out])}`)).getRows()[0]![0],
+              );
               const m = await deps.lake.publishPartition({
                 layer: 'gold',
                 dataset: 'student_features',

@@ -73,7 +73,13 @@ const MODALITIES: { table: string; modality: string; select: string }[] = [
  * `silver/student_day` (the dense student × course × day grid, zero-activity days present, with merged video
  * watching intervals so re-watches are not double counted).
  */
-async function alignDate(deps: ActivityDeps, conn: DuckDBConnection, dir: string, date: string, input: AlignTimelineInput): Promise<PartitionRef[]> {
+async function alignDate(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  dir: string,
+  date: string,
+  input: AlignTimelineInput,
+): Promise<PartitionRef[]> {
   const gapS = deps.config.pipeline.sessionGapMinutes * 60;
   const d = quotedString(date);
   const parts: string[] = [];
@@ -85,18 +91,21 @@ async function alignDate(deps: ActivityDeps, conn: DuckDBConnection, dir: string
   }
   // The roster snapshot in force on the date: the latest on or before it.
   const rosterDate = (await deps.lake.listPartitions('silver', 'enrolments')).filter((x) => x <= date).at(-1);
-  if (!rosterDate) throw nonRetryable(ErrorType.MissingPartition, `no silver/enrolments on or before ${date}; run silver first`);
+  if (!rosterDate)
+    throw nonRetryable(ErrorType.MissingPartition, `no silver/enrolments on or before ${date}; run silver first`);
   const enrol = (await deps.lake.localFiles('silver', 'enrolments', rosterDate)).paths;
   const students = (await deps.lake.localFiles('silver', 'students', rosterDate)).paths;
   await conn.run(`CREATE OR REPLACE TEMP TABLE enrol AS SELECT * FROM ${parquetScan(enrol)}`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ev AS ${
-    parts.length
-      ? parts.map((p) => `(${p})`).join(' UNION ALL BY NAME ')
-      : `SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key, NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc,
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE ev AS ${
+      parts.length
+        ? parts.map((p) => `(${p})`).join(' UNION ALL BY NAME ')
+        : `SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key, NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc,
           NULL::VARCHAR AS modality, NULL::VARCHAR AS source, NULL::VARCHAR AS action, NULL::VARCHAR AS object_id, NULL::BOOLEAN AS success,
           NULL::DOUBLE AS score, NULL::INTEGER AS attempts, NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to,
           NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words LIMIT 0`
-  }`);
+    }`,
+  );
   // Events without a course belong to the student's course when the student has exactly one.
   await conn.run(`UPDATE ev SET course_id = e.course_id FROM (
       SELECT student_key, min(course_id) AS course_id FROM enrol GROUP BY student_key HAVING count(DISTINCT course_id) = 1) e
@@ -207,15 +216,32 @@ async function alignDate(deps: ActivityDeps, conn: DuckDBConnection, dir: string
     LEFT JOIN vw USING (student_key, course_id)`);
 
   const out: PartitionRef[] = [];
-  for (const [dataset, orderBy] of [['timeline', 'student_key, ts_utc, event_id'], ['student_day', 'student_key, course_id']] as const) {
+  for (const [dataset, orderBy] of [
+    ['timeline', 'student_key, ts_utc, event_id'],
+    ['student_day', 'student_key, course_id'],
+  ] as const) {
     const path = join(dir, `${dataset}-${date}.parquet`);
-    await conn.run(`COPY (SELECT * FROM ${dataset} ORDER BY ${orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+    await conn.run(
+      `COPY (SELECT * FROM ${dataset} ORDER BY ${orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+    );
     const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${dataset}`)).getRows()[0]![0]);
-    const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`)).getRows().map((r) => ({ name: String(r[0]), type: String(r[1]) }));
-    const m = await deps.lake.publishPartition({ layer: 'silver', dataset, date, runId: input.runId, writeId: input.writeId, files: [{ localPath: path, rows }], schema, schemaVersion: 1 });
+    const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`))
+      .getRows()
+      .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+    const m = await deps.lake.publishPartition({
+      layer: 'silver',
+      dataset,
+      date,
+      runId: input.runId,
+      writeId: input.writeId,
+      files: [{ localPath: path, rows }],
+      schema,
+      schemaVersion: 1,
+    });
     out.push(deps.lake.ref(m));
   }
-  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'timeline', 'watched', 'student_day']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'timeline', 'watched', 'student_day'])
+    await conn.run(`DROP TABLE IF EXISTS ${t}`);
   return out;
 }
 

@@ -41,7 +41,13 @@ async function runDemo(
     o.say(`using the raw drop in ${config.inbox}`);
   } else {
     o.say(`generating demo data: ${o.students} students × ${o.days} days into ${config.inbox}…`);
-    demo = await generate({ out: config.inbox, students: o.students, days: o.days, start: DEMO.start, seed: DEMO.seed });
+    demo = await generate({
+      out: config.inbox,
+      students: o.students,
+      days: o.days,
+      start: DEMO.start,
+      seed: DEMO.seed,
+    });
   }
 
   const worker = await startWorker(config);

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-const jsonPath = z.string().regex(/^\$(\.[A-Za-z_@][A-Za-z0-9_@-]*|\[\d+\])*$/, 'must be a JSON path such as $.result.score');
+const jsonPath = z
+  .string()
+  .regex(/^\$(\.[A-Za-z_@][A-Za-z0-9_@-]*|\[\d+\])*$/, 'must be a JSON path such as $.result.score');
 
 export const fieldSchema = z.object({
   /** Where the value is: one JSON path, or several tried in order. CSV and parquet columns are `$.<column>`. */
@@ -64,7 +66,9 @@ export const SOURCE_DEFINITIONS_DIR = fileURLToPath(new URL('./sources/', import
 /** Loads and validates every definition in a folder (default: config/sources). Fails naming the file and key. */
 export function loadSourceDefinitions(dir: string = SOURCE_DEFINITIONS_DIR): Map<string, SourceDefinition> {
   const out = new Map<string, SourceDefinition>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const raw: unknown = JSON.parse(readFileSync(join(dir, file), 'utf8'));
     const res = sourceDefinitionSchema.safeParse(raw);
     if (!res.success) {

@@ -173,8 +173,22 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     [
       'student_id,first_name,last_name,email,phone,lms_id,sis_id,timezone,program,consent,opt_out,gender,age_band,first_generation',
       ...students.map((s) =>
-        [s.id, s.firstName, s.lastName, s.email, s.phone, s.lmsId, s.sisId, s.timezone, s.program, s.consent, rand() < 0.05,
-          pick(['female', 'male', 'nonbinary', 'undisclosed']), pick(['17-20', '21-24', '25-34', '35+']), rand() < 0.3]
+        [
+          s.id,
+          s.firstName,
+          s.lastName,
+          s.email,
+          s.phone,
+          s.lmsId,
+          s.sisId,
+          s.timezone,
+          s.program,
+          s.consent,
+          rand() < 0.05,
+          pick(['female', 'male', 'nonbinary', 'undisclosed']),
+          pick(['17-20', '21-24', '25-34', '35+']),
+          rand() < 0.3,
+        ]
           .map(csvCell)
           .join(','),
       ),
@@ -182,7 +196,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   );
   write(
     join(rosterDir, 'enrolments.csv'),
-    ['student_id,course,start_date,end_date', ...students.map((s) => [s.id, s.course, termStart, termEnd].join(','))].join('\n') + '\n',
+    [
+      'student_id,course,start_date,end_date',
+      ...students.map((s) => [s.id, s.course, termStart, termEnd].join(',')),
+    ].join('\n') + '\n',
   );
   const outcomesDir = dirFor(opts.start, 'outcomes');
   write(
@@ -192,7 +209,13 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       ...students.map((s) => {
         const p = 0.6 * s.engagement + 0.4 * s.ability + (rand() - 0.5) * 0.3;
         const outcome = p > 0.8 ? 'distinction' : p > 0.5 ? 'pass' : p > 0.35 ? 'fail' : 'withdrawn';
-        return [s.id, `PREV-${s.course}`, outcome, iso(Date.parse(`${addDays(opts.start, -40)}T12:00:00Z`)), 'previous'].join(',');
+        return [
+          s.id,
+          `PREV-${s.course}`,
+          outcome,
+          iso(Date.parse(`${addDays(opts.start, -40)}T12:00:00Z`)),
+          'previous',
+        ].join(',');
       }),
     ].join('\n') + '\n',
   );
@@ -200,17 +223,26 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const unknownLms = (i: number) => `lms-${String(900000 + i)}`;
   const shapes: Record<string, SourceShape> = {
     xapi: {
-      name: 'xapi', format: 'jsonl', ts: 'timestamp', stamp: iso, crossDayDuplicates: true,
+      name: 'xapi',
+      format: 'jsonl',
+      ts: 'timestamp',
+      stamp: iso,
+      crossDayDuplicates: true,
       defects: {
         nulls: (r, i) => (i % 2 ? (r.verb = null) : delete r.timestamp),
         badTypes: (r) => (r.result = { ...(r.result as Rec), success: 'maybe' }),
         malformedTimestamps: (r) => (r.timestamp = pick(['2026-13-45T25:61:00Z', 'yesterday', '12/31/2025 10:00'])),
         wrongOffsets: (r) => (r.timestamp = String(r.timestamp).replace(/(Z|[+-]\d{2}:\d{2})$/, '+19:00')),
-        unknownStudents: (r, i) => (r.actor = { objectType: 'Agent', mbox: `mailto:visitor${i}@elsewhere.example.org` }),
+        unknownStudents: (r, i) =>
+          (r.actor = { objectType: 'Agent', mbox: `mailto:visitor${i}@elsewhere.example.org` }),
       },
     },
     caliper: {
-      name: 'caliper', format: 'json', ts: 'eventTime', stamp: iso, crossDayDuplicates: true,
+      name: 'caliper',
+      format: 'json',
+      ts: 'eventTime',
+      stamp: iso,
+      crossDayDuplicates: true,
       defects: {
         nulls: (r) => delete r.action,
         badTypes: (r) => (r.generated = { type: 'Score', scoreGiven: 'n/a' }),
@@ -220,7 +252,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       },
     },
     'lms-csv': {
-      name: 'lms-csv', format: 'csv', ts: 'timestamp', stamp: nyLocal, crossDayDuplicates: true,
+      name: 'lms-csv',
+      format: 'csv',
+      ts: 'timestamp',
+      stamp: nyLocal,
+      crossDayDuplicates: true,
       defects: {
         nulls: (r) => (r.problem_id = ''),
         badTypes: (r) => (r.attempts = 'two'),
@@ -229,7 +265,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       },
     },
     assessments: {
-      name: 'assessments', format: 'csv', ts: 'submitted_at', stamp: iso, crossDayDuplicates: false,
+      name: 'assessments',
+      format: 'csv',
+      ts: 'submitted_at',
+      stamp: iso,
+      crossDayDuplicates: false,
       defects: {
         nulls: (r) => (r.assessment = ''),
         badTypes: (r) => (r.score = 'abc'),
@@ -238,7 +278,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       },
     },
     video: {
-      name: 'video', format: 'jsonl', ts: 'ts', stamp: iso, crossDayDuplicates: false,
+      name: 'video',
+      format: 'jsonl',
+      ts: 'ts',
+      stamp: iso,
+      crossDayDuplicates: false,
       defects: {
         nulls: (r) => delete r.media_id,
         badTypes: (r) => (r.position = 'start'),
@@ -246,7 +290,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       },
     },
     forum: {
-      name: 'forum', format: 'json', ts: 'created_at', stamp: iso, crossDayDuplicates: false,
+      name: 'forum',
+      format: 'json',
+      ts: 'created_at',
+      stamp: iso,
+      crossDayDuplicates: false,
       defects: { unknownStudents: (r, i) => (r.author = `guest${i}@elsewhere.example.org`) },
     },
   };
@@ -286,11 +334,16 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const offset = rand() < knobs.offsetTimestampShare ? pick([60, 120, -300, 330]) : 0;
         const stmt: Rec = {
           id: faker.string.uuid(),
-          actor: rand() < knobs.accountActorShare
-            ? { objectType: 'Agent', account: { homePage: LMS, name: s.lmsId } }
-            : { objectType: 'Agent', mbox: `mailto:${s.email}` },
+          actor:
+            rand() < knobs.accountActorShare
+              ? { objectType: 'Agent', account: { homePage: LMS, name: s.lmsId } }
+              : { objectType: 'Agent', mbox: `mailto:${s.email}` },
           verb: { id: VERBS[verb], display: { 'en-US': verb } },
-          object: { objectType: 'Activity', id: `${courseIri}/quiz/${quiz}/item/${faker.number.int({ min: 1, max: 10 })}`, definition: { type: 'http://adlnet.gov/expapi/activities/question' } },
+          object: {
+            objectType: 'Activity',
+            id: `${courseIri}/quiz/${quiz}/item/${faker.number.int({ min: 1, max: 10 })}`,
+            definition: { type: 'http://adlnet.gov/expapi/activities/question' },
+          },
           context: { contextActivities: { grouping: [{ id: courseIri }] } },
           timestamp: iso(t, offset),
           stored: iso(t + 1500),
@@ -298,7 +351,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         };
         if (verb === 'answered') {
           const success = rand() < s.ability;
-          stmt.result = { success, score: { scaled: success ? 1 : Math.round(rand() * 50) / 100 }, duration: `PT${10 + Math.floor(rand() * 170)}S` };
+          stmt.result = {
+            success,
+            score: { scaled: success ? 1 : Math.round(rand() * 50) / 100 },
+            duration: `PT${10 + Math.floor(rand() * 170)}S`,
+          };
         }
         recs.xapi!.push(stmt);
       }
@@ -306,20 +363,40 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       let ct = sessionStart - 120_000;
       for (let k = 0; k < nc; k++) {
         ct += 30_000 + Math.floor(rand() * 300_000);
-        const kind = pick(['NavigationEvent', 'ViewEvent', 'AssessmentItemEvent', 'GradeEvent', 'MediaEvent', 'SessionEvent', 'ToolUseEvent'] as const);
+        const kind = pick([
+          'NavigationEvent',
+          'ViewEvent',
+          'AssessmentItemEvent',
+          'GradeEvent',
+          'MediaEvent',
+          'SessionEvent',
+          'ToolUseEvent',
+        ] as const);
         const ev: Rec = {
           '@context': 'http://purl.imsglobal.org/ctx/caliper/v1p2',
           id: `urn:uuid:${faker.string.uuid()}`,
           type: kind,
           actor: rand() < 0.5 ? `${LMS}/users/${s.lmsId}` : { id: `${LMS}/users/${s.lmsId}`, type: 'Person' },
-          action: { NavigationEvent: 'NavigatedTo', ViewEvent: 'Viewed', AssessmentItemEvent: 'Completed', GradeEvent: 'Graded', MediaEvent: 'Started', SessionEvent: 'LoggedIn', ToolUseEvent: 'Used' }[kind],
-          object: rand() < 0.5 ? `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}` : { id: `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}`, type: 'WebPage' },
+          action: {
+            NavigationEvent: 'NavigatedTo',
+            ViewEvent: 'Viewed',
+            AssessmentItemEvent: 'Completed',
+            GradeEvent: 'Graded',
+            MediaEvent: 'Started',
+            SessionEvent: 'LoggedIn',
+            ToolUseEvent: 'Used',
+          }[kind],
+          object:
+            rand() < 0.5
+              ? `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}`
+              : { id: `${courseIri}/page/${faker.number.int({ min: 1, max: 40 })}`, type: 'WebPage' },
           eventTime: iso(ct),
           edApp: `${LMS}/app`,
           group: { id: courseIri, type: 'CourseSection' },
           __ms: ct,
         };
-        if (kind === 'GradeEvent') ev.generated = { type: 'Score', scoreGiven: Math.round(s.ability * 10 * (0.5 + rand())) };
+        if (kind === 'GradeEvent')
+          ev.generated = { type: 'Score', scoreGiven: Math.round(s.ability * 10 * (0.5 + rand())) };
         recs.caliper!.push(ev);
       }
       const nl = Math.max(1, Math.round(knobs.perActiveDay.lmsCsv * s.engagement * (0.5 + rand())));
@@ -357,7 +434,16 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         let vt = t + 60_000;
         let pos = rand() < 0.2 ? 120 : 0;
         const push = (event: string, extra: Rec = {}) =>
-          recs.video!.push({ student: s.lmsId, media_id: media, event, position: pos, duration: dur, ts: iso(vt), ...extra, __ms: vt });
+          recs.video!.push({
+            student: s.lmsId,
+            media_id: media,
+            event,
+            position: pos,
+            duration: dur,
+            ts: iso(vt),
+            ...extra,
+            __ms: vt,
+          });
         push('play');
         while (pos < dur * s.engagement) {
           const watched = 60 + Math.floor(rand() * 120);
@@ -380,7 +466,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         let text = faker.lorem.sentences({ min: 1, max: 3 });
         if (rand() < knobs.defects.personalDataInText) {
           const other = pick(students);
-          text += pick([` Thanks ${other.firstName} ${other.lastName} for the help!`, ` Write to me at ${s.email}.`, ` Call me on ${s.phone}.`]);
+          text += pick([
+            ` Thanks ${other.firstName} ${other.lastName} for the help!`,
+            ` Write to me at ${s.email}.`,
+            ` Call me on ${s.phone}.`,
+          ]);
           forumPersonal++;
         }
         recs.forum!.push({
@@ -395,7 +485,13 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       }
       if (s.consent && rand() < knobs.sensorShare) {
         for (let st = sessionStart; st < sessionStart + 10 * 60_000; st += knobs.sensorPeriodSeconds * 1000) {
-          sensorRows.push({ sis_id: s.sisId, ts: new Date(st), heart_rate: 60 + Math.round(rand() * 40), attention: Math.round(rand() * 100) / 100, device: 'band-1' });
+          sensorRows.push({
+            sis_id: s.sisId,
+            ts: new Date(st),
+            heart_rate: 60 + Math.round(rand() * 40),
+            attention: Math.round(rand() * 100) / 100,
+            device: 'band-1',
+          });
         }
       }
     }
@@ -405,14 +501,24 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       const list = recs[shape.name]!;
       const clean = list.length;
       const applies = (k: DefectKind) => k === 'duplicates' || k === 'lateArrivals' || !!shape.defects[k];
-      const count = (k: DefectKind) => (applies(k) ? Math.max(clean >= 40 ? 1 : 0, Math.floor(clean * knobs.defects[k])) : 0);
+      const count = (k: DefectKind) =>
+        applies(k) ? Math.max(clean >= 40 ? 1 : 0, Math.floor(clean * knobs.defects[k])) : 0;
       const order = faker.helpers.shuffle(list.map((_, i) => i));
       let cursor = 0;
       const take = (k: DefectKind) => order.slice(cursor, (cursor += count(k)));
       const byRule: Record<string, number> = {};
       const corrupt = new Set<number>();
       const invalid: number[] = [];
-      for (const k of ['nulls', 'badTypes', 'malformedTimestamps', 'wrongOffsets', 'futureTimestamps', 'unknownStudents', 'outOfTerm', 'invalidJson'] as DefectKind[]) {
+      for (const k of [
+        'nulls',
+        'badTypes',
+        'malformedTimestamps',
+        'wrongOffsets',
+        'futureTimestamps',
+        'unknownStudents',
+        'outOfTerm',
+        'invalidJson',
+      ] as DefectKind[]) {
         const idx = take(k);
         if (!idx.length) continue;
         for (const i of idx) {
@@ -443,12 +549,19 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           byRule.invalid_json = (byRule.invalid_json ?? 0) + 1;
         }
       }
-      const crossDay = shape.crossDayDuplicates && previousClean[shape.name]?.length ? previousClean[shape.name]!.slice(0, Math.floor(dupSources.length / 2)) : [];
+      const crossDay =
+        shape.crossDayDuplicates && previousClean[shape.name]?.length
+          ? previousClean[shape.name]!.slice(0, Math.floor(dupSources.length / 2))
+          : [];
       previousClean[shape.name] = list.filter((_, i) => !corrupt.has(i)).slice(0, 50);
 
       const strip = (r: Rec) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== '__ms'));
       const serial = list.map((r, i) => (invalid.includes(i) ? JSON.stringify(strip(r)).slice(0, 40) : strip(r)));
-      const records: (Rec | string)[] = faker.helpers.shuffle([...serial.filter((_, i) => i !== truncated), ...dupSources.map((i) => serial[i]!), ...crossDay.map(strip)]);
+      const records: (Rec | string)[] = faker.helpers.shuffle([
+        ...serial.filter((_, i) => i !== truncated),
+        ...dupSources.map((i) => serial[i]!),
+        ...crossDay.map(strip),
+      ]);
       const quarantined = Object.values(byRule).reduce((a, b) => a + b, 0);
       const raw = records.length + (truncated !== undefined ? 1 : 0);
       expected[date][shape.name] = {
@@ -467,16 +580,26 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         if (truncated !== undefined) text += JSON.stringify(strip(list[truncated]!)).slice(0, 30);
         write(join(dir, shape.name === 'xapi' ? 'statements.jsonl' : 'player-events.jsonl'), text);
       } else if (shape.format === 'json') {
-        const body = shape.name === 'caliper'
-          ? { sensor: `${LMS}/sensor`, sendTime: iso(dayStart + DAY_MS - 60_000), dataVersion: 'http://purl.imsglobal.org/ctx/caliper/v1p2', data: records }
-          : records;
+        const body =
+          shape.name === 'caliper'
+            ? {
+                sensor: `${LMS}/sensor`,
+                sendTime: iso(dayStart + DAY_MS - 60_000),
+                dataVersion: 'http://purl.imsglobal.org/ctx/caliper/v1p2',
+                data: records,
+              }
+            : records;
         write(join(dir, shape.name === 'caliper' ? 'events.json' : 'posts.json'), JSON.stringify(body));
       } else {
         const cols = Object.keys(list[0] ?? {}).filter((k) => k !== '__ms');
-        const header = shape.name === 'lms-csv' ? ['student_id', 'timestamp', 'problem_id', 'correct', 'attempts', 'time_spent'] : cols;
+        const header =
+          shape.name === 'lms-csv'
+            ? ['student_id', 'timestamp', 'problem_id', 'correct', 'attempts', 'time_spent']
+            : cols;
         write(
           join(dir, shape.name === 'lms-csv' ? 'log-export.csv' : 'results.csv'),
-          [header.join(','), ...records.map((r) => header.map((h) => csvCell((r as Rec)[h])).join(','))].join('\n') + '\n',
+          [header.join(','), ...records.map((r) => header.map((h) => csvCell((r as Rec)[h])).join(','))].join('\n') +
+            '\n',
         );
       }
     }
@@ -494,15 +617,40 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     for (const r of sensorRows) await writer.appendRow(r);
     await writer.close();
     files.push(sensorPath);
-    expected[date].sensor = { raw: sensorRows.length, accepted: sensorRows.length, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
+    expected[date].sensor = {
+      raw: sensorRows.length,
+      accepted: sensorRows.length,
+      duplicates: 0,
+      quarantined: 0,
+      late: 0,
+      byRule: {},
+    };
     opts.onProgress?.(d + 1, opts.days);
   }
-  expected[opts.start]!.outcomes = { raw: students.length, accepted: students.length, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
+  expected[opts.start]!.outcomes = {
+    raw: students.length,
+    accepted: students.length,
+    duplicates: 0,
+    quarantined: 0,
+    late: 0,
+    byRule: {},
+  };
 
-  const result: GenerateResult = { out: opts.out, dates, students: students.length, files, expected, term: { start: termStart, end: termEnd } };
+  const result: GenerateResult = {
+    out: opts.out,
+    dates,
+    students: students.length,
+    files,
+    expected,
+    term: { start: termStart, end: termEnd },
+  };
   writeFileSync(
     join(opts.out, '_generator.json'),
-    JSON.stringify({ options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result }, null, 2),
+    JSON.stringify(
+      { options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result },
+      null,
+      2,
+    ),
   );
   return result;
 }

@@ -12,7 +12,15 @@ export interface NightlyProgress {
   stage: Stage;
   stagesDone: string[];
   filesLanded: number;
-  rows: { bronzeFiles: number; silver: number; quarantined: number; duplicates: number; late: number; timeline: number; gold: number };
+  rows: {
+    bronzeFiles: number;
+    silver: number;
+    quarantined: number;
+    duplicates: number;
+    late: number;
+    timeline: number;
+    gold: number;
+  };
   notes: string[];
 }
 

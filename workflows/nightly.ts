@@ -102,7 +102,10 @@ export async function nightlyPipeline(
     progress.stagesDone.push('bronze');
 
     show('silver');
-    const silver = await computeActivities(hb, `Clean, deduplicate and pseudonymize the ${input.date} landing into silver`).buildSilverTables({
+    const silver = await computeActivities(
+      hb,
+      `Clean, deduplicate and pseudonymize the ${input.date} landing into silver`,
+    ).buildSilverTables({
       date: input.date,
       runId,
       writeId,

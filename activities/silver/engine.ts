@@ -117,7 +117,8 @@ export async function cleanSource(
   const identityForm = def.identity
     .map((id) => {
       let v = `trim(${extract(id.path)})`;
-      if (id.stripPrefix) v = `regexp_replace(${v}, ${quotedString(`^${id.stripPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)}, '', 'i')`;
+      if (id.stripPrefix)
+        v = `regexp_replace(${v}, ${quotedString(`^${id.stripPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)}, '', 'i')`;
       if (id.lastSegment) v = `regexp_extract(${v}, '([^/]+)/?$', 1)`;
       if (id.kind === 'email') v = `lower(${v})`;
       return `CASE WHEN ${extract(id.path)} IS NOT NULL THEN ${quotedString(`${id.kind}:`)} || ${v} END`;
@@ -167,36 +168,89 @@ export async function cleanSource(
 
   // The contract: the first failing rule names the row's quarantine reason and field.
   const checks: { rule: Rule; when: string; field: string; reason: string }[] = [
-    { rule: 'invalid_json', when: 'j IS NULL', field: "'(record)'", reason: `CASE WHEN coalesce(json_valid(raw), false) THEN 'record is not a JSON object' ELSE 'record is not valid JSON' END` },
+    {
+      rule: 'invalid_json',
+      when: 'j IS NULL',
+      field: "'(record)'",
+      reason: `CASE WHEN coalesce(json_valid(raw), false) THEN 'record is not a JSON object' ELSE 'record is not valid JSON' END`,
+    },
   ];
   const shown = (name: string, f: FieldDefinition) =>
     f.freeText ? "''" : `' ' || to_json(left(${quotedIdentifier(`${name}__raw`)}, 80))::VARCHAR`;
   for (const [name, f] of fields) {
     if (f.required) {
-      checks.push({ rule: 'missing_required', when: `nullif(trim(${quotedIdentifier(`${name}__raw`)}), '') IS NULL`, field: quotedString(name), reason: quotedString(`required field ${name} is missing or empty`) });
+      checks.push({
+        rule: 'missing_required',
+        when: `nullif(trim(${quotedIdentifier(`${name}__raw`)}), '') IS NULL`,
+        field: quotedString(name),
+        reason: quotedString(`required field ${name} is missing or empty`),
+      });
     }
   }
-  checks.push({ rule: 'missing_required', when: `nullif(trim(ts_raw), '') IS NULL`, field: "'timestamp'", reason: "'required timestamp is missing or empty'" });
+  checks.push({
+    rule: 'missing_required',
+    when: `nullif(trim(ts_raw), '') IS NULL`,
+    field: "'timestamp'",
+    reason: "'required timestamp is missing or empty'",
+  });
   for (const [name, f] of fields) {
     if (f.type !== 'VARCHAR') {
-      checks.push({ rule: 'bad_type', when: `${quotedIdentifier(`${name}__raw`)} IS NOT NULL AND ${quotedIdentifier(name)} IS NULL`, field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is not ${f.type === 'BOOLEAN' ? 'a boolean' : f.type === 'INTEGER' ? 'an integer' : 'a number'}'` });
+      checks.push({
+        rule: 'bad_type',
+        when: `${quotedIdentifier(`${name}__raw`)} IS NOT NULL AND ${quotedIdentifier(name)} IS NULL`,
+        field: quotedString(name),
+        reason: `'field ${name}' || ${shown(name, f)} || ' is not ${f.type === 'BOOLEAN' ? 'a boolean' : f.type === 'INTEGER' ? 'an integer' : 'a number'}'`,
+      });
     }
   }
   for (const [name, f] of fields) {
     const c = quotedIdentifier(name);
-    const conds = [f.min !== undefined ? `${c} < ${f.min}` : null, f.max !== undefined ? `${c} > ${f.max}` : null].filter(Boolean);
+    const conds = [
+      f.min !== undefined ? `${c} < ${f.min}` : null,
+      f.max !== undefined ? `${c} > ${f.max}` : null,
+    ].filter(Boolean);
     if (conds.length) {
-      checks.push({ rule: 'out_of_range', when: conds.join(' OR '), field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is outside [${f.min ?? '-∞'}, ${f.max ?? '∞'}]'` });
+      checks.push({
+        rule: 'out_of_range',
+        when: conds.join(' OR '),
+        field: quotedString(name),
+        reason: `'field ${name}' || ${shown(name, f)} || ' is outside [${f.min ?? '-∞'}, ${f.max ?? '∞'}]'`,
+      });
     }
     if (f.enum) {
-      checks.push({ rule: 'invalid_enum', when: `${c} IS NOT NULL AND ${c} NOT IN (${f.enum.map((e) => quotedString(e)).join(', ')})`, field: quotedString(name), reason: `'field ${name}' || ${shown(name, f)} || ' is not one of ${f.enum.join(', ')}'` });
+      checks.push({
+        rule: 'invalid_enum',
+        when: `${c} IS NOT NULL AND ${c} NOT IN (${f.enum.map((e) => quotedString(e)).join(', ')})`,
+        field: quotedString(name),
+        reason: `'field ${name}' || ${shown(name, f)} || ' is not one of ${f.enum.join(', ')}'`,
+      });
     }
   }
   checks.push(
-    { rule: 'invalid_offset', when: 'abs(explicit_offset) > 14 * 60', field: "'timestamp'", reason: `'timestamp ' || to_json(ts_raw)::VARCHAR || ' has a UTC offset beyond ±14:00'` },
-    { rule: 'malformed_timestamp', when: 'ts IS NULL', field: "'timestamp'", reason: `'timestamp ' || to_json(left(ts_raw, 80))::VARCHAR || ' is not ${ts.format ? `in the format ${ts.format}` : 'an ISO 8601 date-time'}'` },
-    { rule: 'future_timestamp', when: `ts > ${quotedString(ctx.futureBound)}::TIMESTAMPTZ`, field: "'timestamp'", reason: `'timestamp ' || ts_raw || ' is after the landing day plus the allowed skew'` },
-    { rule: 'unknown_student', when: 'student_key IS NULL', field: "'identity'", reason: `CASE WHEN identity_form IS NULL THEN 'no student identity in the record' ELSE 'student identity matches no roster entry' END` },
+    {
+      rule: 'invalid_offset',
+      when: 'abs(explicit_offset) > 14 * 60',
+      field: "'timestamp'",
+      reason: `'timestamp ' || to_json(ts_raw)::VARCHAR || ' has a UTC offset beyond ±14:00'`,
+    },
+    {
+      rule: 'malformed_timestamp',
+      when: 'ts IS NULL',
+      field: "'timestamp'",
+      reason: `'timestamp ' || to_json(left(ts_raw, 80))::VARCHAR || ' is not ${ts.format ? `in the format ${ts.format}` : 'an ISO 8601 date-time'}'`,
+    },
+    {
+      rule: 'future_timestamp',
+      when: `ts > ${quotedString(ctx.futureBound)}::TIMESTAMPTZ`,
+      field: "'timestamp'",
+      reason: `'timestamp ' || ts_raw || ' is after the landing day plus the allowed skew'`,
+    },
+    {
+      rule: 'unknown_student',
+      when: 'student_key IS NULL',
+      field: "'identity'",
+      reason: `CASE WHEN identity_form IS NULL THEN 'no student identity in the record' ELSE 'student identity matches no roster entry' END`,
+    },
   );
   if (def.termCheck) {
     checks.push({
@@ -214,7 +268,9 @@ export async function cleanSource(
   const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
-  const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, md5(raw))` : `md5(j::VARCHAR)`;
+  // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
+  const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
+  const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('checked')} AS
     SELECT typed_row.*, ${indexCase} AS rule_index, ${ruleCase} AS rule, ${eventKey} AS event_key
     FROM ${t('typed')} typed_row`);
@@ -233,7 +289,9 @@ export async function cleanSource(
     if (ctx.namePattern) v = `regexp_replace(${v}, ${quotedString(`\\b(${ctx.namePattern})\\b`)}, '[NAME]', 'gi')`;
     return v;
   };
-  const outputFields = fields.map(([name, f]) => (f.freeText ? `${masked(name)} AS ${quotedIdentifier(name)}` : quotedIdentifier(name)));
+  const outputFields = fields.map(([name, f]) =>
+    f.freeText ? `${masked(name)} AS ${quotedIdentifier(name)}` : quotedIdentifier(name),
+  );
   const offsetSql = ts.format
     ? `CAST(round((epoch(try_strptime(trim(ts_raw), ${quotedString(ts.format)})) - epoch(ts)) / 60) AS INTEGER)`
     : `coalesce(explicit_offset, CAST(round((epoch(CAST(ts AT TIME ZONE ${quotedString(ts.timezone)} AS TIMESTAMP)) - epoch(ts)) / 60) AS INTEGER))`;
@@ -259,7 +317,11 @@ export async function cleanSource(
       FROM ${t('ranked')}`)
   ).getRowObjects()[0]!;
   const byRule: Record<string, number> = {};
-  for (const r of (await conn.runAndReadAll(`SELECT rule, count(*) AS n FROM ${t('ranked')} WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`)).getRowObjects()) {
+  for (const r of (
+    await conn.runAndReadAll(
+      `SELECT rule, count(*) AS n FROM ${t('ranked')} WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`,
+    )
+  ).getRowObjects()) {
     byRule[String(r.rule)] = toNumber(r.n);
   }
   for (const name of ['raw', 'x', 'typed', 'checked', 'ranked']) await conn.run(`DROP TABLE ${t(name)}`);

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import { loadSourceDefinitions, type SourceDefinition } from '../../config/source-definition.js';
 import type { ColumnSpec, PartitionRef } from '../../lake/manifest.js';
-import { parquetScan, sqlList, toNumber } from '../../lake/duck.js';
+import { parquetScan, toNumber } from '../../lake/duck.js';
 import type { Layer } from '../../lake/paths.js';
 import { addDays } from '../../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
@@ -44,12 +44,23 @@ async function publishTable(
   deps: ActivityDeps,
   conn: DuckDBConnection,
   dir: string,
-  p: { layer: Layer; dataset: string; date: string; runId: string; writeId: string; sql: string; orderBy: string; stats?: Record<string, number> },
+  p: {
+    layer: Layer;
+    dataset: string;
+    date: string;
+    runId: string;
+    writeId: string;
+    sql: string;
+    orderBy: string;
+    stats?: Record<string, number>;
+  },
 ): Promise<PartitionRef> {
   const tmp = quotedIdentifier(`out_${p.layer}_${p.dataset}`);
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${tmp} AS ${p.sql}`);
   const path = join(dir, `${p.layer}-${p.dataset}-${p.date}.parquet`);
-  await conn.run(`COPY (SELECT * FROM ${tmp} ORDER BY ${p.orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+  await conn.run(
+    `COPY (SELECT * FROM ${tmp} ORDER BY ${p.orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
   const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${tmp}`)).getRows()[0]![0]);
   const schema = await describe(conn, tmp);
   await conn.run(`DROP TABLE ${tmp}`);
@@ -98,25 +109,43 @@ async function silverForSource(
   const prefix = `s_${table}`;
   const skew = deps.config.pipeline.futureSkewMinutes * 60_000;
   const rec = files.length
-    ? await cleanSource(conn, def, files, {
-        date: input.date,
-        futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
-        identities: 'identities',
-        enrolments: 'enrolments',
-        seen: 'seen',
-        namePattern,
-      }, prefix)
+    ? await cleanSource(
+        conn,
+        def,
+        files,
+        {
+          date: input.date,
+          futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
+          identities: 'identities',
+          enrolments: 'enrolments',
+          seen: 'seen',
+          namePattern,
+        },
+        prefix,
+      )
     : { source: def.name, raw: 0, accepted: 0, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
   if (rec.raw !== rec.accepted + rec.duplicates + rec.quarantined) {
-    throw nonRetryable(ErrorType.ContractViolation, `${def.name} ${input.date}: reconciliation failed (${JSON.stringify(rec)})`);
+    throw nonRetryable(
+      ErrorType.ContractViolation,
+      `${def.name} ${input.date}: reconciliation failed (${JSON.stringify(rec)})`,
+    );
   }
   const partitions: PartitionRef[] = [];
-  const stats = { raw: rec.raw, accepted: rec.accepted, duplicates: rec.duplicates, quarantined: rec.quarantined, late: rec.late, bronzeFiles: files.length };
+  const stats = {
+    raw: rec.raw,
+    accepted: rec.accepted,
+    duplicates: rec.duplicates,
+    quarantined: rec.quarantined,
+    late: rec.late,
+    bronzeFiles: files.length,
+  };
   const clean = quotedIdentifier(`${prefix}_clean`);
   const quarantine = quotedIdentifier(`${prefix}_quarantine`);
   let touched: string[] = [];
   if (files.length) {
-    touched = (await conn.runAndReadAll(`SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM ${clean} ORDER BY 1`)).getRows().map((r) => String(r[0]));
+    touched = (await conn.runAndReadAll(`SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM ${clean} ORDER BY 1`))
+      .getRows()
+      .map((r) => String(r[0]));
   }
   // The landing date's own partition is always written, so a day without data is a committed, empty partition.
   if (!touched.includes(input.date)) touched.push(input.date);
@@ -180,9 +209,29 @@ export function createSilverActivities(deps: ActivityDeps) {
             const partitions: PartitionRef[] = [];
             const base = { date: input.date, runId: input.runId, writeId: input.writeId };
             partitions.push(
-              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'students', sql: 'SELECT * FROM students', orderBy: 'student_key', stats: { students: roster.students } }),
-              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'student_demographics', sql: 'SELECT * FROM student_demographics', orderBy: 'student_key' }),
-              await publishTable(deps, conn, dir, { ...base, layer: 'silver', dataset: 'enrolments', sql: 'SELECT * FROM enrolments', orderBy: 'student_key, course_id', stats: { enrolments: roster.enrolments } }),
+              await publishTable(deps, conn, dir, {
+                ...base,
+                layer: 'silver',
+                dataset: 'students',
+                sql: 'SELECT * FROM students',
+                orderBy: 'student_key',
+                stats: { students: roster.students },
+              }),
+              await publishTable(deps, conn, dir, {
+                ...base,
+                layer: 'silver',
+                dataset: 'student_demographics',
+                sql: 'SELECT * FROM student_demographics',
+                orderBy: 'student_key',
+              }),
+              await publishTable(deps, conn, dir, {
+                ...base,
+                layer: 'silver',
+                dataset: 'enrolments',
+                sql: 'SELECT * FROM enrolments',
+                orderBy: 'student_key, course_id',
+                stats: { enrolments: roster.enrolments },
+              }),
             );
             const reconciliation: Reconciliation[] = [];
             const touched = new Set<string>();
@@ -195,7 +244,8 @@ export function createSilverActivities(deps: ActivityDeps) {
               for (const d of r.touched) touched.add(d);
             }
             if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
-            for (const t of ['identities', 'students', 'student_demographics', 'enrolments', 'seen']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+            for (const t of ['identities', 'students', 'student_demographics', 'enrolments', 'seen'])
+              await conn.run(`DROP TABLE IF EXISTS ${t}`);
             return { date: input.date, partitions, reconciliation, touchedDates: [...touched].sort(), notes };
           }),
         ),

@@ -21,21 +21,30 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, date: string): Promise<RosterLoad> {
   const rosterDate = (await deps.lake.listPartitions('bronze', 'roster')).filter((d) => d <= date).at(-1);
   if (!rosterDate) {
-    throw nonRetryable(ErrorType.MissingPartition, `no roster in bronze on or before ${date}: ingest one with edlake ingest FILE --source roster`);
+    throw nonRetryable(
+      ErrorType.MissingPartition,
+      `no roster in bronze on or before ${date}: ingest one with edlake ingest FILE --source roster`,
+    );
   }
   const { manifest, paths } = await deps.lake.localFiles('bronze', 'roster', rosterDate);
   const files = manifest!.files.map((f, i) => ({ name: f.originalName ?? f.key, path: paths[i]! }));
   const isEnrolment = (name: string) => /enrol/i.test(name);
   const rosterFiles = files.filter((f) => !isEnrolment(f.name));
   const enrolFiles = files.filter((f) => isEnrolment(f.name));
-  if (!rosterFiles.length) throw nonRetryable(ErrorType.MissingInput, `bronze/roster dt=${rosterDate} has no student file`);
+  if (!rosterFiles.length)
+    throw nonRetryable(ErrorType.MissingInput, `bronze/roster dt=${rosterDate} has no student file`);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE roster_raw AS
     SELECT * FROM read_csv(${sqlList(rosterFiles.map((f) => f.path))}, header = true, all_varchar = true, union_by_name = true, hive_partitioning = false)`);
-  const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE roster_raw)`)).getRows().map((r) => String(r[0]));
+  const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE roster_raw)`))
+    .getRows()
+    .map((r) => String(r[0]));
   for (const required of ['student_id']) {
     if (!cols.includes(required)) {
-      throw nonRetryable(ErrorType.ContractViolation, `${rosterFiles[0]!.name}: row 1 (header): required field ${required} is missing`);
+      throw nonRetryable(
+        ErrorType.ContractViolation,
+        `${rosterFiles[0]!.name}: row 1 (header): required field ${required} is missing`,
+      );
     }
   }
   const col = (c: string) => (cols.includes(c) ? c : 'NULL');
@@ -49,8 +58,12 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   await conn.run(`DROP TABLE roster_raw`);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE identities (identity VARCHAR, student_key VARCHAR)`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE students (student_key VARCHAR, timezone VARCHAR, program VARCHAR, consent BOOLEAN, opt_out BOOLEAN)`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE student_demographics (student_key VARCHAR, gender VARCHAR, age_band VARCHAR, first_generation BOOLEAN)`);
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE students (student_key VARCHAR, timezone VARCHAR, program VARCHAR, consent BOOLEAN, opt_out BOOLEAN)`,
+  );
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE student_demographics (student_key VARCHAR, gender VARCHAR, age_band VARCHAR, first_generation BOOLEAN)`,
+  );
   const ids = await conn.createAppender('identities', 'main', 'temp');
   const st = await conn.createAppender('students', 'main', 'temp');
   const dem = await conn.createAppender('student_demographics', 'main', 'temp');
@@ -90,7 +103,9 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   st.closeSync();
   dem.closeSync();
 
-  await conn.run(`CREATE OR REPLACE TEMP TABLE enrolments (student_key VARCHAR, course_id VARCHAR, start_date DATE, end_date DATE)`);
+  await conn.run(
+    `CREATE OR REPLACE TEMP TABLE enrolments (student_key VARCHAR, course_id VARCHAR, start_date DATE, end_date DATE)`,
+  );
   if (enrolFiles.length) {
     await conn.run(`INSERT INTO enrolments
       SELECT i.student_key, trim(e.course), try_cast(e.start_date AS DATE), try_cast(e.end_date AS DATE)
@@ -98,5 +113,10 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
       JOIN identities i ON i.identity = 'student_id:' || trim(e.student_id)`);
   }
   const enrolments = Number((await conn.runAndReadAll(`SELECT count(*) FROM enrolments`)).getRows()[0]![0]);
-  return { rosterDate, students: seen.size, enrolments, namePattern: [...names].sort((a, b) => b.length - a.length).join('|') };
+  return {
+    rosterDate,
+    students: seen.size,
+    enrolments,
+    namePattern: [...names].sort((a, b) => b.length - a.length).join('|'),
+  };
 }

@@ -60,8 +60,20 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     for (const date of gen.dates) {
       for (const [source, exp] of Object.entries(gen.expected[date]!)) {
         const stats = (await deps.lake.readManifest('quarantine', source, date))!.stats;
-        const got = { raw: stats.raw, accepted: stats.accepted, duplicates: stats.duplicates, quarantined: stats.quarantined, late: stats.late };
-        const want = { raw: exp.raw, accepted: exp.accepted, duplicates: exp.duplicates, quarantined: exp.quarantined, late: exp.late };
+        const got = {
+          raw: stats.raw,
+          accepted: stats.accepted,
+          duplicates: stats.duplicates,
+          quarantined: stats.quarantined,
+          late: stats.late,
+        };
+        const want = {
+          raw: exp.raw,
+          accepted: exp.accepted,
+          duplicates: exp.duplicates,
+          quarantined: exp.quarantined,
+          late: exp.late,
+        };
         expect({ source, date, ...got }).toEqual({ source, date, ...want });
         const rules = Object.fromEntries(
           Object.entries(stats)
@@ -123,7 +135,9 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
       for (const date of gen.dates) {
         const table = await scan('silver', silverTable(source), date);
         lateRows += Number((await query(`SELECT count(*) AS n FROM ${table} WHERE landed_date > event_date`))[0]!.n);
-        expect(Number((await query(`SELECT count(*) AS n FROM ${table} WHERE event_date <> DATE '${date}'`))[0]!.n)).toBe(0);
+        expect(
+          Number((await query(`SELECT count(*) AS n FROM ${table} WHERE event_date <> DATE '${date}'`))[0]!.n),
+        ).toBe(0);
       }
     }
     const expectedLate = Object.values(gen.expected).reduce(
@@ -134,21 +148,40 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
   });
 
   it('leaves no name, email, phone or external id in silver or gold, and masks them in forum text', async () => {
-    const roster = readFileSync(join(config.inbox, `dt=${START}`, 'roster', 'roster.csv'), 'utf8').trim().split('\n').slice(1);
+    const roster = readFileSync(join(config.inbox, `dt=${START}`, 'roster', 'roster.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1);
     const secrets = roster.flatMap((l) => {
       const [id, first, last, email, phone, lms, sis] = l.split(',');
       return [id!, `${first} ${last}`, email!, phone!, lms!, sis!];
     });
     const last = gen.dates.at(-1)!;
-    const tables = ['students', 'xapi', 'caliper', 'lms_csv', 'assessments', 'video', 'forum', 'sensor', 'timeline', 'student_day'];
-    for (const [layer, dataset] of [...tables.map((t) => ['silver', t] as const), ['gold', 'student_features'] as const]) {
+    const tables = [
+      'students',
+      'xapi',
+      'caliper',
+      'lms_csv',
+      'assessments',
+      'video',
+      'forum',
+      'sensor',
+      'timeline',
+      'student_day',
+    ];
+    for (const [layer, dataset] of [
+      ...tables.map((t) => ['silver', t] as const),
+      ['gold', 'student_features'] as const,
+    ]) {
       const text = JSON.stringify(await query(`SELECT * FROM ${await scan(layer, dataset, last)}`));
       for (const s of secrets) expect(text.includes(s), `${layer}/${dataset} contains ${s}`).toBe(false);
     }
     let masked = 0;
     let personal = 0;
     for (const date of gen.dates) {
-      const posts = await query(`SELECT text FROM ${await scan('silver', 'forum', date)} WHERE landed_date = DATE '${date}'`);
+      const posts = await query(
+        `SELECT text FROM ${await scan('silver', 'forum', date)} WHERE landed_date = DATE '${date}'`,
+      );
       masked += posts.filter((p) => /\[(NAME|EMAIL|PHONE)\]/.test(String(p.text))).length;
       personal += gen.expected[date]!.forum!.personalData!;
     }
@@ -158,7 +191,9 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
 
   it('aligns a dense student × day grid with zero-activity days present', async () => {
     for (const date of gen.dates) {
-      const days = await query(`SELECT count(*) AS n, count(*) FILTER (WHERE events = 0) AS idle FROM ${await scan('silver', 'student_day', date)}`);
+      const days = await query(
+        `SELECT count(*) AS n, count(*) FILTER (WHERE events = 0) AS idle FROM ${await scan('silver', 'student_day', date)}`,
+      );
       expect(Number(days[0]!.n)).toBe(STUDENTS);
       expect(Number(days[0]!.idle)).toBeGreaterThan(0);
     }
@@ -175,7 +210,8 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
 
   it('counts re-watched video once: student_day matches merged intervals computed independently', async () => {
     const date = gen.dates[3]!;
-    const ev = await query(`SELECT student_key, object_id, action, position FROM ${await scan('silver', 'timeline', date)}
+    const ev =
+      await query(`SELECT student_key, object_id, action, position FROM ${await scan('silver', 'timeline', date)}
       WHERE modality = 'video' ORDER BY student_key, object_id, ts_utc, event_id`);
     const byKey = new Map<string, Row[]>();
     for (const e of ev) {
@@ -190,7 +226,11 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
       for (let i = 0; i + 1 < list.length; i++) {
         const a = list[i]!;
         const b = list[i + 1]!;
-        if (a.action === 'play' && ['pause', 'seek', 'ended'].includes(String(b.action)) && Number(b.position) > Number(a.position)) {
+        if (
+          a.action === 'play' &&
+          ['pause', 'seek', 'ended'].includes(String(b.action)) &&
+          Number(b.position) > Number(a.position)
+        ) {
           iv.push([Number(a.position), Number(b.position)]);
         }
       }
@@ -219,12 +259,24 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     for (let k = 0; k < 7; k++) {
       const files = (await deps.lake.localFiles('silver', 'lms_csv', addDays(asOf, -k))).paths;
       if (files.length) {
-        rows.push(...(await query(`SELECT student_key, problem_id, correct, attempts, strftime(event_date, '%Y-%m-%d') AS day FROM ${parquetScan(files)}`)));
+        rows.push(
+          ...(await query(
+            `SELECT student_key, problem_id, correct, attempts, strftime(event_date, '%Y-%m-%d') AS day FROM ${parquetScan(files)}`,
+          )),
+        );
       }
     }
-    const agg = new Map<string, { n: number; correct: number; attempts: number; itemsPerDay: Map<string, Set<string>> }>();
+    const agg = new Map<
+      string,
+      { n: number; correct: number; attempts: number; itemsPerDay: Map<string, Set<string>> }
+    >();
     for (const r of rows) {
-      const a = agg.get(String(r.student_key)) ?? { n: 0, correct: 0, attempts: 0, itemsPerDay: new Map<string, Set<string>>() };
+      const a = agg.get(String(r.student_key)) ?? {
+        n: 0,
+        correct: 0,
+        attempts: 0,
+        itemsPerDay: new Map<string, Set<string>>(),
+      };
       a.n++;
       if (r.correct === true) a.correct++;
       a.attempts += Number(r.attempts ?? 0);
@@ -252,13 +304,16 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
 
   it('ingesting the same files twice changes nothing; re-running a landing gives the same rows', async () => {
     const date = gen.dates[4]!;
-    const sql = async () => `SELECT count(*) AS n, sum(hash(event_id)) AS h FROM ${await scan('silver', 'xapi', addDays(date, -1))}`;
+    const sql = async () =>
+      `SELECT count(*) AS n, sum(hash(event_id)) AS h FROM ${await scan('silver', 'xapi', addDays(date, -1))}`;
     const before = await query(await sql());
     const again = await acts.landBronzeFiles({ date, runId: 'again' });
     expect(again.filesAdded).toBe(0);
     await acts.buildSilverTables({ date, runId: 'again', writeId: 'run-again' });
     expect(await query(await sql())).toEqual(before);
-    expect((await deps.lake.readManifest('quarantine', 'xapi', date))!.stats.accepted).toBe(gen.expected[date]!.xapi!.accepted);
+    expect((await deps.lake.readManifest('quarantine', 'xapi', date))!.stats.accepted).toBe(
+      gen.expected[date]!.xapi!.accepted,
+    );
   });
 
   it('a day with no data succeeds and says so', async () => {

@@ -161,10 +161,10 @@ export function studentFeaturesSql(studentDay: string, asOf: string): string {
     WITH d AS (SELECT *, CAST(date - DATE '${asOf}' AS INTEGER) AS day_index FROM ${studentDay}
                WHERE date BETWEEN DATE '${asOf}' - ${MAX_LOOKBACK_DAYS - 1} AND DATE '${asOf}'),
     grid AS (SELECT DISTINCT student_key, course_id FROM d WHERE day_index = 0)
-    SELECT student_key, course_id, DATE '${asOf}' AS as_of_date,
+    SELECT d.student_key, d.course_id, DATE '${asOf}' AS as_of_date,
       ${cols.join(',\n      ')}
-    FROM d JOIN grid USING (student_key, course_id)
-    GROUP BY student_key, course_id`;
+    FROM d JOIN grid ON grid.student_key = d.student_key AND grid.course_id IS NOT DISTINCT FROM d.course_id
+    GROUP BY d.student_key, d.course_id`;
 }
 
 /** The feature catalogue as Markdown, for docs/FEATURES.md. */

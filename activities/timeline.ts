@@ -164,10 +164,15 @@ async function alignDate(
     SELECT student_key, course_id, media_id, any_value(media_duration) AS media_duration, sum(e - s) AS watched_s FROM merged GROUP BY ALL`);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE student_day AS
-    WITH grid AS (
+    WITH roster AS (SELECT DISTINCT student_key FROM ${parquetScan(students)}),
+    grid AS (
       SELECT DISTINCT e.student_key, e.course_id FROM enrol e
-      WHERE DATE ${d} BETWEEN e.start_date AND e.end_date
-        AND e.student_key IN (SELECT student_key FROM ${parquetScan(students)})
+      WHERE DATE ${d} BETWEEN e.start_date AND e.end_date AND e.student_key IN (SELECT student_key FROM roster)
+      UNION
+      -- Students without any enrolment still get their day, under the courses their events name (or none).
+      SELECT r.student_key, t.course_id FROM roster r
+      LEFT JOIN (SELECT DISTINCT student_key, course_id FROM timeline) t USING (student_key)
+      WHERE r.student_key NOT IN (SELECT student_key FROM enrol)
     ),
     agg AS (
       SELECT student_key, course_id,
@@ -211,9 +216,9 @@ async function alignDate(
       coalesce(vw.video_minutes, 0) AS video_minutes, coalesce(vw.videos_watched, 0) AS videos_watched, vw.video_completion,
       a.attention
     FROM grid g
-    LEFT JOIN agg a USING (student_key, course_id)
-    LEFT JOIN sm USING (student_key, course_id)
-    LEFT JOIN vw USING (student_key, course_id)`);
+    LEFT JOIN agg a ON a.student_key = g.student_key AND a.course_id IS NOT DISTINCT FROM g.course_id
+    LEFT JOIN sm ON sm.student_key = g.student_key AND sm.course_id IS NOT DISTINCT FROM g.course_id
+    LEFT JOIN vw ON vw.student_key = g.student_key AND vw.course_id IS NOT DISTINCT FROM g.course_id`);
 
   const out: PartitionRef[] = [];
   for (const [dataset, orderBy] of [

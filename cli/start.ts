@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Config, lakeLocation } from '../config/index.js';
-import { generate, type GenerateResult } from '../generator/index.js';
+import { generate, GENERATOR_VERSION, type GenerateResult } from '../generator/index.js';
 import { servicesDown, servicesUp } from '../scripts/services.js';
 import { startWorker } from '../workers/worker.js';
 import type { NightlySummary } from '../workflows/contracts.js';
@@ -35,9 +35,12 @@ async function runDemo(
   t0: number,
 ): Promise<boolean> {
   const marker = join(config.inbox, '_generator.json');
+  const previous = existsSync(marker)
+    ? (JSON.parse(readFileSync(marker, 'utf8')) as GenerateResult & { generatorVersion?: number })
+    : null;
   let demo: Pick<GenerateResult, 'dates'>;
-  if (existsSync(marker)) {
-    demo = JSON.parse(readFileSync(marker, 'utf8')) as GenerateResult;
+  if (previous && previous.generatorVersion === GENERATOR_VERSION) {
+    demo = previous;
     o.say(`using the raw drop in ${config.inbox}`);
   } else {
     o.say(`generating demo data: ${o.students} students × ${o.days} days into ${config.inbox}…`);
@@ -77,7 +80,7 @@ async function runDemo(
       `edlake: ${summaries.length} nightly run(s) completed (${demo.dates[0]} … ${demo.dates.at(-1)})`,
       `  bronze   ${total((s) => s.rows.bronzeFiles)} files`,
       `  silver   ${total((s) => s.rows.silver)} rows   (duplicates ${total((s) => s.rows.duplicates)}, quarantined ${total((s) => s.rows.quarantined)}, late ${total((s) => s.rows.late)})`,
-      `  timeline ${total((s) => s.rows.timeline)} events aligned`,
+      `  timeline ${total((s) => s.rows.timeline)} events on per-student timelines`,
       `  gold     ${total((s) => s.rows.gold)} rows   (student_features)`,
       `  elapsed  ${elapsed}s`,
       `  lake     ${lakeLocation(config)}`,

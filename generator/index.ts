@@ -5,6 +5,9 @@ import parquet from 'parquetjs-lite';
 import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
+/** Bumped when the generator's output changes, so a stale demo drop is written anew. */
+export const GENERATOR_VERSION = 2;
+
 export interface GenerateOptions {
   out: string;
   students: number;

@@ -129,7 +129,8 @@ export async function nightlyPipeline(
       runId,
       writeId,
     });
-    progress.rows.timeline = timeline.events;
+    progress.rows.timeline =
+      timeline.partitions.find((p) => p.dataset === 'timeline' && p.date === input.date)?.rowCount ?? 0;
     partitions.push(...timeline.partitions);
     progress.stagesDone.push('timeline');
 

@@ -27,7 +27,10 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
     );
   }
   const { manifest, paths } = await deps.lake.localFiles('bronze', 'roster', rosterDate);
-  const files = manifest!.files.map((f, i) => ({ name: f.originalName ?? f.key, path: paths[i]! }));
+  // The newest file wins when a partition holds several rosters (a corrected export landed later the same day).
+  const files = manifest!.files
+    .map((f, i) => ({ name: f.originalName ?? f.key, path: paths[i]!, arrivedAt: f.arrivedAt ?? '' }))
+    .sort((a, b) => (a.arrivedAt < b.arrivedAt ? 1 : a.arrivedAt > b.arrivedAt ? -1 : 0));
   const isEnrolment = (name: string) => /enrol/i.test(name);
   const rosterFiles = files.filter((f) => !isEnrolment(f.name));
   const enrolFiles = files.filter((f) => isEnrolment(f.name));

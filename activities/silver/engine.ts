@@ -54,10 +54,21 @@ function paths(p: string | string[]): string[] {
   return Array.isArray(p) ? p : [p];
 }
 
-/** `coalesce(j->>'$.a', j->>'$.b')`: the first path that holds a value, as text. */
-function extract(p: string | string[]): string {
-  const xs = paths(p).map((x) => `(j->>${quotedString(x)})`);
-  return xs.length === 1 ? xs[0]! : `coalesce(${xs.join(', ')})`;
+/**
+ * Every JSON path a definition reads, extracted in one pass per record (`json_extract_string(j, [paths])` parses the
+ * record once); `at(p)` is the SQL for the first of p's paths that holds a value.
+ */
+function pathRegistry(def: SourceDefinition): { list: string; at: (p: string | string[]) => string } {
+  const all: string[] = [];
+  const add = (p: string | string[]) => paths(p).forEach((x) => all.includes(x) || all.push(x));
+  Object.values(def.fields).forEach((f) => add(f.path));
+  add(def.timestamp.path);
+  def.identity.forEach((i) => add(i.path));
+  const at = (p: string | string[]) => {
+    const xs = paths(p).map((x) => `v[${all.indexOf(x) + 1}]`);
+    return xs.length === 1 ? xs[0]! : `coalesce(${xs.join(', ')})`;
+  };
+  return { list: `[${all.map((x) => quotedString(x)).join(', ')}]`, at };
 }
 
 function typed(col: string, f: FieldDefinition): string {
@@ -111,6 +122,7 @@ export async function cleanSource(
   const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
   const fields = Object.entries(def.fields);
   const ts = def.timestamp;
+  const { list: pathList, at: extract } = pathRegistry(def);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
 
@@ -125,17 +137,18 @@ export async function cleanSource(
     })
     .join(', ');
 
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('x')} AS
+  const xSql = `
     WITH r AS (
       SELECT source_file, line_no, raw,
-        CASE WHEN coalesce(json_valid(raw), false) AND json_type(raw::JSON) = 'OBJECT' THEN raw::JSON END AS j
+        CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END AS j
       FROM ${t('raw')}
-    )
+    ),
+    e AS (SELECT source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
     SELECT source_file, line_no, raw, j,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
-    FROM r`);
+    FROM e`;
 
   const iso = `'^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?$'`;
   const offsetRe = `'([+-])(\\d{2}):?(\\d{2})?$'`;
@@ -157,14 +170,14 @@ export async function cleanSource(
       : quotedIdentifier(`${def.course.field}__raw`)
     : 'NULL::VARCHAR';
 
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('typed')} AS
+  const typedSql = `
     SELECT x.*,
       ${fields.map(([name, f]) => `${typed(name, f)} AS ${quotedIdentifier(name)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${tsSql} AS ts,
       ${explicitOffset} AS explicit_offset,
       i.student_key,
       ${courseSql} AS course_id
-    FROM ${t('x')} x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`);
+    FROM x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`;
 
   // The contract: the first failing rule names the row's quarantine reason and field.
   const checks: { rule: Rule; when: string; field: string; reason: string }[] = [
@@ -263,7 +276,6 @@ export async function cleanSource(
       reason: `'timestamp ' || ts_raw || ' is outside the student''s enrolment'`,
     });
   }
-  const ruleCase = `CASE ${checks.map((c) => `WHEN ${c.when} THEN ${quotedString(c.rule)}`).join(' ')} END`;
   const fieldCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.field}`).join(' ')} END`;
   const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
@@ -271,16 +283,18 @@ export async function cleanSource(
   // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
   const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('checked')} AS
-    SELECT typed_row.*, ${indexCase} AS rule_index, ${ruleCase} AS rule, ${eventKey} AS event_key
-    FROM ${t('typed')} typed_row`);
+  // One pass: extract, type, resolve, check; then rank duplicates among valid rows.
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
+    WITH x AS (${xSql}),
+    typed AS (${typedSql}),
+    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
+    keyed AS (SELECT *, ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule, ${eventKey} AS event_key FROM checked)
     SELECT *,
       CASE WHEN rule IS NULL THEN
         CASE WHEN event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2
              ELSE row_number() OVER (PARTITION BY rule IS NULL, event_key ORDER BY source_file, line_no) END
       END AS occurrence
-    FROM ${t('checked')}`);
+    FROM keyed`);
 
   const masked = (name: string) => {
     let v = quotedIdentifier(name);
@@ -324,7 +338,7 @@ export async function cleanSource(
   ).getRowObjects()) {
     byRule[String(r.rule)] = toNumber(r.n);
   }
-  for (const name of ['raw', 'x', 'typed', 'checked', 'ranked']) await conn.run(`DROP TABLE ${t(name)}`);
+  for (const name of ['raw', 'ranked']) await conn.run(`DROP TABLE ${t(name)}`);
   return {
     source: def.name,
     raw: toNumber(c.raw),

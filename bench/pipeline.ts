@@ -1,0 +1,63 @@
+// npm run bench -- [--sizes 1000000,10000000] [--days 10]
+// Generates (once, cached) a raw drop of the given number of events, LMS log events the bulk and the other sources in
+// proportion, then times bronze → silver → timeline → gold over its days in a fresh process: rows/s and peak RSS.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { loadConfig } from '../config/index.js';
+import { generate } from '../generator/index.js';
+import { DEFAULT_KNOBS, type GeneratorKnobs } from '../generator/knobs.js';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+};
+const sizes = arg('sizes', '1000000,10000000').split(',').map(Number);
+const days = Number(arg('days', '10'));
+const config = loadConfig();
+
+/** LMS log exports carry most events; the rest of the sources keep their usual shares. */
+const BENCH_KNOBS: GeneratorKnobs = {
+  ...DEFAULT_KNOBS,
+  perActiveDay: { xapi: 4, caliper: 2, lmsCsv: 24 },
+  sensorShare: 0.05,
+};
+/** Measured mean raw records per student and day with BENCH_KNOBS (all sources). */
+const EVENTS_PER_STUDENT_DAY = 23;
+
+const results: unknown[] = [];
+for (const size of sizes) {
+  const students = Math.max(50, Math.round(size / days / EVENTS_PER_STUDENT_DAY));
+  const dir = join(config.cacheDir, 'bench', `drop-${students}x${days}`);
+  if (!existsSync(join(dir, '_generator.json'))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const bar = new cliProgress.SingleBar({ format: `generate ${students} students × ${days} days [{bar}] {value}/{total} days`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+    bar.start(days, 0);
+    await generate({ out: dir, students, days, start: '2026-09-14', seed: 1, knobs: BENCH_KNOBS, onProgress: (d) => bar.update(d) });
+    bar.stop();
+  }
+  const home = join(config.home, 'bench', `run-${students}x${days}`);
+  rmSync(home, { recursive: true, force: true });
+  process.stderr.write(`running stages over ${dir}\n`);
+  const t0 = Date.now();
+  const res = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./stages.ts', import.meta.url)), dir, home], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (res.status !== 0) throw new Error(`bench stages failed with ${String(res.status)}`);
+  const r = JSON.parse(res.stdout.trim().split('\n').pop()!) as { raw: number; peakRssMb: number; stages: Record<string, { seconds: number; rows: number; peakRssMb: number }> };
+  const total = Object.values(r.stages).reduce((n, s) => n + s.seconds, 0);
+  results.push({ events: r.raw, students, days, totalSeconds: total, eventsPerSecond: r.raw / total, peakRssMb: r.peakRssMb, stages: r.stages, wallSeconds: (Date.now() - t0) / 1000 });
+  console.log(`\n${r.raw.toLocaleString()} events (${students} students × ${days} days): ${total.toFixed(1)} s bronze → gold, ${Math.round(r.raw / total).toLocaleString()} events/s, peak RSS ${r.peakRssMb} MB`);
+  console.log('stage      seconds   rows          rows/s      peak RSS MB');
+  for (const [name, s] of Object.entries(r.stages)) {
+    console.log(`${name.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)}   ${String(s.rows).padEnd(12)}  ${Math.round(s.rows / Math.max(s.seconds, 1e-9)).toString().padStart(10)}  ${String(s.peakRssMb).padStart(8)}`);
+  }
+  rmSync(home, { recursive: true, force: true });
+}
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+writeFileSync(new URL('./results/pipeline.json', import.meta.url), JSON.stringify({ measuredAt: new Date().toISOString(), results }, null, 2) + '\n');

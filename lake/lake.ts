@@ -34,6 +34,12 @@ export interface PublishInput {
   schema: ColumnSpec[];
   schemaVersion: number;
   stats?: Record<string, number>;
+  /**
+   * Replace only this slice of the partition (files tagged with it), keeping the other slices' files: rows landed on
+   * different days live in one event-date partition without being rewritten. Without it, the partition is replaced
+   * whole.
+   */
+  slice?: string;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -58,13 +64,21 @@ export class Lake {
    * the manifest leaves the previous commit visible and untouched.
    */
   async publishPartition(input: PublishInput): Promise<Manifest> {
-    const files: ManifestFile[] = [];
+    const previous = input.slice ? await this.readManifest(input.layer, input.dataset, input.date) : null;
+    const files: ManifestFile[] = (previous?.files ?? []).filter((f) => f.slice !== input.slice);
+    const writeId = input.slice ? `${input.writeId}.${input.slice}` : input.writeId;
     for (const [i, f] of input.files.entries()) {
       const ext = f.localPath.split('.').pop() ?? 'bin';
-      const key = dataFileKey(input.layer, input.dataset, input.date, input.writeId, i, ext);
+      const key = dataFileKey(input.layer, input.dataset, input.date, writeId, i, ext);
       const sha256 = await sha256File(f.localPath);
       await this.store.putFile(key, f.localPath);
-      files.push({ key, rows: f.rows, bytes: (await stat(f.localPath)).size, sha256 });
+      files.push({
+        key,
+        rows: f.rows,
+        bytes: (await stat(f.localPath)).size,
+        sha256,
+        ...(input.slice ? { slice: input.slice } : {}),
+      });
     }
     const manifest: Manifest = {
       formatVersion: 1,
@@ -78,7 +92,7 @@ export class Lake {
       schema: input.schema,
       files,
       rowCount: files.reduce((n, f) => n + f.rows, 0),
-      stats: input.stats ?? {},
+      stats: input.stats && Object.keys(input.stats).length ? input.stats : (previous?.stats ?? {}),
     };
     await this.commit(manifest);
     return manifest;

@@ -5,6 +5,8 @@ export interface ManifestFile {
   rows: number;
   bytes: number;
   sha256: string;
+  /** Which slice of the partition the file belongs to (e.g. the landing date of the rows it holds). */
+  slice?: string;
   /** Bronze only: the file's original name and when it arrived. */
   originalName?: string;
   arrivedAt?: string;

@@ -30,6 +30,21 @@ export interface BuildSilverTablesOutput {
 }
 
 /** The silver table of a source: its name with `-` made `_` (e.g. lms-csv → silver/lms_csv). */
+/** A zero-row relation with the source's silver columns, for a landing that brought no file of it. */
+async function emptySilverSql(
+  _deps: ActivityDeps,
+  conn: DuckDBConnection,
+  table: string,
+  def: SourceDefinition,
+): Promise<string> {
+  const name = quotedIdentifier(`empty_${table}`);
+  const cols = Object.entries(def.fields).map(([n, f]) => `NULL::${f.type} AS ${quotedIdentifier(n)}`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${name} AS SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key,
+    NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc, NULL::INTEGER AS ts_offset_minutes, NULL::DATE AS event_date,
+    NULL::DATE AS landed_date, ${cols.join(', ')}${cols.length ? ',' : ''} NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line LIMIT 0`);
+  return name;
+}
+
 export function silverTable(source: string): string {
   return source.replaceAll('-', '_');
 }
@@ -53,6 +68,7 @@ async function publishTable(
     sql: string;
     orderBy: string;
     stats?: Record<string, number>;
+    slice?: string;
   },
 ): Promise<PartitionRef> {
   const tmp = quotedIdentifier(`out_${p.layer}_${p.dataset}`);
@@ -74,7 +90,9 @@ async function publishTable(
     schema,
     schemaVersion: SILVER_SCHEMA_VERSION,
     stats: p.stats ?? {},
+    ...(p.slice ? { slice: p.slice } : {}),
   });
+
   return deps.lake.ref(m);
 }
 
@@ -150,13 +168,10 @@ async function silverForSource(
   // The landing date's own partition is always written, so a day without data is a committed, empty partition.
   if (!touched.includes(input.date)) touched.push(input.date);
   for (const eventDate of touched.sort()) {
-    const existing = (await deps.lake.localFiles('silver', table, eventDate)).paths;
-    const fresh = files.length ? `SELECT * FROM ${clean} WHERE event_date = DATE ${quotedString(eventDate)}` : null;
-    const kept = existing.length
-      ? `SELECT * FROM ${parquetScan(existing)} WHERE landed_date <> DATE ${quotedString(input.date)}`
-      : null;
-    const parts = [fresh, kept].filter(Boolean) as string[];
-    if (!parts.length) continue;
+    // Each landing is its own slice of the event-date partition: re-running it replaces that slice only.
+    const sql = files.length
+      ? `SELECT * FROM ${clean} WHERE event_date = DATE ${quotedString(eventDate)}`
+      : `SELECT * FROM ${await emptySilverSql(deps, conn, table, def)}`;
     partitions.push(
       await publishTable(deps, conn, dir, {
         layer: 'silver',
@@ -164,9 +179,10 @@ async function silverForSource(
         date: eventDate,
         runId: input.runId,
         writeId: input.writeId,
-        sql: parts.map((s) => `(${s})`).join(' UNION ALL BY NAME '),
+        sql,
         orderBy: 'student_key, ts_utc, event_id',
         stats: eventDate === input.date ? stats : {},
+        slice: `landed=${input.date}`,
       }),
     );
   }

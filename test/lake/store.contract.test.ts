@@ -161,6 +161,36 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     expect((await readFile(read.paths[0]!)).toString()).toBe('second version');
   });
 
+  it('replaces one slice of a partition and keeps the others', async () => {
+    const dir = tempDir('slices');
+    const put = async (slice: string, writeId: string, text: string, rows: number) => {
+      const f = join(dir, `${slice}-${writeId}.parquet`);
+      writeFileSync(f, text);
+      return lake.publishPartition({
+        layer: 'silver',
+        dataset: 'sliced',
+        date: '2026-01-06',
+        runId: writeId,
+        writeId,
+        slice,
+        files: [{ localPath: f, rows }],
+        schema: [],
+        schemaVersion: 1,
+      });
+    };
+    await put('landed=2026-01-06', 'run-a', 'a', 2);
+    await put('landed=2026-01-07', 'run-b', 'b', 3);
+    const m = await put('landed=2026-01-06', 'run-c', 'c', 4);
+    expect(m.rowCount).toBe(7);
+    expect(m.files.map((f) => [f.slice, f.rows])).toEqual([
+      ['landed=2026-01-07', 3],
+      ['landed=2026-01-06', 4],
+    ]);
+    const keys = (await store.list('silver/sliced/dt=2026-01-06/')).map((o) => o.key);
+    expect(keys).toHaveLength(3);
+    expect(keys.some((k) => k.includes('run-a'))).toBe(false);
+  });
+
   it('lands bronze files once per checksum', async () => {
     const dir = tempDir('bronze');
     const f = join(dir, 'statements.jsonl');

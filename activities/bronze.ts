@@ -5,7 +5,7 @@ import type { Lake } from '../lake/lake.js';
 import { assertDate, partitionPrefix } from '../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
-import { isSourceKind, SOURCE_KINDS } from './sources.js';
+import { isSourceKind, sourceKinds } from './sources.js';
 
 export interface LandBronzeFilesInput {
   date: string;
@@ -50,7 +50,7 @@ export async function ingestFiles(
   if (!isSourceKind(input.source)) {
     throw nonRetryable(
       ErrorType.BadInput,
-      `unknown source kind ${JSON.stringify(input.source)}; expected one of ${SOURCE_KINDS.join(', ')}`,
+      `unknown source kind ${JSON.stringify(input.source)}; expected one of ${sourceKinds().join(', ')}`,
     );
   }
   try {
@@ -113,7 +113,7 @@ export function createBronzeActivities(deps: ActivityDeps) {
       if (unknown.length) {
         throw nonRetryable(
           ErrorType.BadInput,
-          `${join(dayDir, unknown[0]!)}: unknown source folder ${JSON.stringify(unknown[0])}; expected one of ${SOURCE_KINDS.join(', ')}`,
+          `${join(dayDir, unknown[0]!)}: unknown source folder ${JSON.stringify(unknown[0])}; expected one of ${sourceKinds().join(', ')}`,
         );
       }
       await deps.lake.store.ensureReady();

@@ -1,17 +1,16 @@
-/** The kinds of raw source edlake lands. Each is a bronze dataset name. */
-export const SOURCE_KINDS = [
-  'xapi',
-  'caliper',
-  'lms-csv',
-  'assessments',
-  'video',
-  'forum',
-  'sensor',
-  'roster',
-  'outcomes',
-] as const;
-export type SourceKind = (typeof SOURCE_KINDS)[number];
+import { loadSourceDefinitions } from '../config/source-definition.js';
 
-export function isSourceKind(s: string): s is SourceKind {
-  return (SOURCE_KINDS as readonly string[]).includes(s);
+let kinds: readonly string[] | undefined;
+
+/**
+ * The kinds of raw source edlake lands: every declared source definition (config/sources/*.json) plus the roster,
+ * which has a loader of its own. Onboarding a new export adds a definition file and nothing else.
+ */
+export function sourceKinds(): readonly string[] {
+  kinds ??= [...loadSourceDefinitions().keys(), 'roster'].sort();
+  return kinds;
+}
+
+export function isSourceKind(s: string): boolean {
+  return sourceKinds().includes(s);
 }

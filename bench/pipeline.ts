@@ -25,7 +25,7 @@ const BENCH_KNOBS: GeneratorKnobs = {
   sensorShare: 0.05,
 };
 /** Measured mean raw records per student and day with BENCH_KNOBS (all sources). */
-const EVENTS_PER_STUDENT_DAY = 23;
+const EVENTS_PER_STUDENT_DAY = 18.6;
 
 const results: unknown[] = [];
 for (const size of sizes) {

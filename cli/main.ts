@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ingestFiles } from '../activities/bronze.js';
-import { SOURCE_KINDS } from '../activities/sources.js';
+import { sourceKinds } from '../activities/sources.js';
 import { lakeLocation, loadConfig, redactedConfig } from '../config/index.js';
 import { generate } from '../generator/index.js';
 import { createLake } from '../lake/lake.js';
@@ -125,7 +125,7 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .command('ingest')
     .description('land files or folders in bronze, unchanged (idempotent by checksum)')
     .argument('<paths...>', 'files or folders')
-    .addOption(new Option('--source <kind>', 'source kind').choices([...SOURCE_KINDS]).makeOptionMandatory())
+    .addOption(new Option('--source <kind>', 'source kind').choices([...sourceKinds()]).makeOptionMandatory())
     .option('--date <date>', 'partition date (default: today, UTC)')
     .option('--json', 'print JSON')
     .action(async (paths: string[], o: { source: string; date?: string; json?: boolean }) => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { SOURCE_KINDS } from '../../activities/sources.js';
+import { sourceKinds } from '../../activities/sources.js';
 import { silverTable } from '../../activities/silver/index.js';
 import { parquetScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
@@ -53,7 +53,7 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
 
   it('generates all nine sources', () => {
     const sources = new Set(gen.files.map((f) => f.split('/').at(-2)));
-    expect([...sources].sort()).toEqual([...SOURCE_KINDS].sort());
+    expect([...sources].sort()).toEqual([...sourceKinds()].sort());
   });
 
   it('reconciles every source and landing exactly: raw = accepted + duplicates + quarantined, by rule', async () => {

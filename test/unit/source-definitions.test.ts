@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
 import { cleanSource } from '../../activities/silver/engine.js';
-import { SOURCE_KINDS } from '../../activities/sources.js';
+import { sourceKinds } from '../../activities/sources.js';
 import { loadSourceDefinitions } from '../../config/source-definition.js';
 import { tempDir } from '../helpers.js';
 
 describe('source definitions as data', () => {
   it('declares every event source kind; roster is read by its own loader', () => {
     const defs = loadSourceDefinitions();
-    expect([...defs.keys(), 'roster'].sort()).toEqual([...SOURCE_KINDS].sort());
+    expect([...defs.keys(), 'roster'].sort()).toEqual([...sourceKinds()].sort());
   });
 
   it('rejects a bad definition naming the file and key', () => {

@@ -34,30 +34,69 @@ for (const size of sizes) {
   if (!existsSync(join(dir, '_generator.json'))) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const bar = new cliProgress.SingleBar({ format: `generate ${students} students × ${days} days [{bar}] {value}/{total} days`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      { format: `generate ${students} students × ${days} days [{bar}] {value}/{total} days`, stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(days, 0);
-    await generate({ out: dir, students, days, start: '2026-09-14', seed: 1, knobs: BENCH_KNOBS, onProgress: (d) => bar.update(d) });
+    await generate({
+      out: dir,
+      students,
+      days,
+      start: '2026-09-14',
+      seed: 1,
+      knobs: BENCH_KNOBS,
+      onProgress: (d) => bar.update(d),
+    });
     bar.stop();
   }
   const home = join(config.home, 'bench', `run-${students}x${days}`);
   rmSync(home, { recursive: true, force: true });
   process.stderr.write(`running stages over ${dir}\n`);
   const t0 = Date.now();
-  const res = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./stages.ts', import.meta.url)), dir, home], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
+  const res = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./stages.ts', import.meta.url)), dir, home],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    },
+  );
   if (res.status !== 0) throw new Error(`bench stages failed with ${String(res.status)}`);
-  const r = JSON.parse(res.stdout.trim().split('\n').pop()!) as { raw: number; peakRssMb: number; stages: Record<string, { seconds: number; rows: number; peakRssMb: number }> };
+  const r = JSON.parse(res.stdout.trim().split('\n').pop()!) as {
+    raw: number;
+    peakRssMb: number;
+    stages: Record<string, { seconds: number; rows: number; peakRssMb: number }>;
+  };
   const total = Object.values(r.stages).reduce((n, s) => n + s.seconds, 0);
-  results.push({ events: r.raw, students, days, totalSeconds: total, eventsPerSecond: r.raw / total, peakRssMb: r.peakRssMb, stages: r.stages, wallSeconds: (Date.now() - t0) / 1000 });
-  console.log(`\n${r.raw.toLocaleString()} events (${students} students × ${days} days): ${total.toFixed(1)} s bronze → gold, ${Math.round(r.raw / total).toLocaleString()} events/s, peak RSS ${r.peakRssMb} MB`);
+  results.push({
+    events: r.raw,
+    students,
+    days,
+    totalSeconds: total,
+    eventsPerSecond: r.raw / total,
+    peakRssMb: r.peakRssMb,
+    stages: r.stages,
+    wallSeconds: (Date.now() - t0) / 1000,
+  });
+  console.log(
+    `\n${r.raw.toLocaleString()} events (${students} students × ${days} days): ${total.toFixed(1)} s bronze → gold, ${Math.round(r.raw / total).toLocaleString()} events/s, peak RSS ${r.peakRssMb} MB`,
+  );
   console.log('stage      seconds   rows          rows/s      peak RSS MB');
   for (const [name, s] of Object.entries(r.stages)) {
-    console.log(`${name.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)}   ${String(s.rows).padEnd(12)}  ${Math.round(s.rows / Math.max(s.seconds, 1e-9)).toString().padStart(10)}  ${String(s.peakRssMb).padStart(8)}`);
+    console.log(
+      `${name.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)}   ${String(s.rows).padEnd(12)}  ${Math.round(
+        s.rows / Math.max(s.seconds, 1e-9),
+      )
+        .toString()
+        .padStart(10)}  ${String(s.peakRssMb).padStart(8)}`,
+    );
   }
   rmSync(home, { recursive: true, force: true });
 }
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/pipeline.json', import.meta.url), JSON.stringify({ measuredAt: new Date().toISOString(), results }, null, 2) + '\n');
+writeFileSync(
+  new URL('./results/pipeline.json', import.meta.url),
+  JSON.stringify({ measuredAt: new Date().toISOString(), results }, null, 2) + '\n',
+);

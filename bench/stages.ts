@@ -35,16 +35,34 @@ let raw = 0;
 for (const date of gen.dates) {
   const runId = `bench-${date}`;
   const writeId = `run-${date}`;
-  await stage('bronze', () => acts.landBronzeFiles({ date, runId }), (r) => r.filesAdded);
-  const s = await stage('silver', () => acts.buildSilverTables({ date, runId, writeId }), (r) => r.reconciliation.reduce((n, x) => n + x.raw, 0));
+  await stage(
+    'bronze',
+    () => acts.landBronzeFiles({ date, runId }),
+    (r) => r.filesAdded,
+  );
+  const s = await stage(
+    'silver',
+    () => acts.buildSilverTables({ date, runId, writeId }),
+    (r) => r.reconciliation.reduce((n, x) => n + x.raw, 0),
+  );
   raw += s.reconciliation.reduce((n, x) => n + x.raw, 0);
   const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
-  await stage('timeline', () => acts.alignTimeline({ dates, runId, writeId }), (r) => r.events);
+  await stage(
+    'timeline',
+    () => acts.alignTimeline({ dates, runId, writeId }),
+    (r) => r.events,
+  );
   const gold: string[] = [];
   for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
-  await stage('gold', () => acts.buildGoldFeatures({ dates: gold, runId, writeId }), (r) => r.rows);
+  await stage(
+    'gold',
+    () => acts.buildGoldFeatures({ dates: gold, runId, writeId }),
+    (r) => r.rows,
+  );
   process.stderr.write(`  ${date} done (${raw} raw records so far)\n`);
 }
 clearInterval(timer);
 await deps.duck.close();
-process.stdout.write(JSON.stringify({ raw, stages: out, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n');
+process.stdout.write(
+  JSON.stringify({ raw, stages: out, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) }) + '\n',
+);

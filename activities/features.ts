@@ -155,7 +155,8 @@ export const FEATURES: FeatureDefinition[] = [
 export function studentFeaturesSql(studentDay: string, asOf: string): string {
   const cols = FEATURES.map((f) => {
     const filter = f.window === null ? 'true' : `day_index > ${-f.window}`;
-    return `CAST(${f.sql.replaceAll('{f}', filter)} AS DOUBLE) AS ${f.name}`;
+    // Rounded so that parallel aggregation order cannot change the last bits: re-runs give identical rows.
+    return `round(CAST(${f.sql.replaceAll('{f}', filter)} AS DOUBLE), 9) AS ${f.name}`;
   });
   return `
     WITH d AS (SELECT *, CAST(date - DATE '${asOf}' AS INTEGER) AS day_index FROM ${studentDay}

@@ -137,16 +137,20 @@ async function alignDate(
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
     SELECT student_key, session_id, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
     FROM tl WHERE modality <> 'assessment' GROUP BY ALL`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE timeline AS
-    SELECT tl.*, CASE WHEN tl.modality = 'assessment' THEN p.session_id END AS study_session_id
-    FROM tl ASOF LEFT JOIN sess p ON tl.student_key = p.student_key AND tl.ts_utc >= p.ended`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE study AS
+    SELECT a.event_id, p.session_id AS study_session_id
+    FROM (SELECT event_id, student_key, ts_utc FROM tl WHERE modality = 'assessment') a
+    ASOF LEFT JOIN sess p ON a.student_key = p.student_key AND a.ts_utc >= p.ended`);
+  // The timeline is written straight from this join (see below); later steps read `tl`.
+  await conn.run(`CREATE OR REPLACE TEMP VIEW timeline AS
+    SELECT tl.*, s.study_session_id FROM tl LEFT JOIN study s ON s.event_id = tl.event_id`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
     WITH v AS (
       SELECT student_key, course_id, object_id AS media_id, ts_utc, action, position, media_duration,
         lead(action) OVER w AS next_action, lead(position) OVER w AS next_position
-      FROM timeline WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, event_id)
+      FROM tl WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, event_id)
     ),
     iv AS (
       SELECT student_key, course_id, media_id, max(media_duration) OVER (PARTITION BY student_key, media_id) AS media_duration,
@@ -171,7 +175,7 @@ async function alignDate(
       UNION
       -- Students without any enrolment still get their day, under the courses their events name (or none).
       SELECT r.student_key, t.course_id FROM roster r
-      LEFT JOIN (SELECT DISTINCT student_key, course_id FROM timeline) t USING (student_key)
+      LEFT JOIN (SELECT DISTINCT student_key, course_id FROM tl) t USING (student_key)
       WHERE r.student_key NOT IN (SELECT student_key FROM enrol)
     ),
     agg AS (
@@ -184,25 +188,25 @@ async function alignDate(
         coalesce(sum(words) FILTER (WHERE modality = 'forum'), 0) AS forum_words,
         count(*) FILTER (WHERE modality = 'assessment') AS submissions,
         count(*) FILTER (WHERE modality = 'assessment' AND ts_utc > due_at) AS late_submissions,
-        coalesce(sum(greatest(epoch(ts_utc - due_at), 0) / 3600) FILTER (WHERE modality = 'assessment'), 0) AS lateness_hours,
-        avg(score) FILTER (WHERE modality = 'assessment') AS assessment_score,
+        round(coalesce(sum(greatest(epoch(ts_utc - due_at), 0) / 3600) FILTER (WHERE modality = 'assessment'), 0), 6) AS lateness_hours,
+        round(avg(score) FILTER (WHERE modality = 'assessment'), 6) AS assessment_score,
         count(*) FILTER (WHERE success IS NOT NULL AND modality IN ('activity', 'practice')) AS answered,
         count(*) FILTER (WHERE success AND modality IN ('activity', 'practice')) AS correct,
         coalesce(sum(attempts), 0) AS attempts,
         count(*) FILTER (WHERE modality = 'practice' AND success) AS practice_correct,
         coalesce(sum(attempts) FILTER (WHERE modality = 'practice'), 0) AS practice_attempts,
         count(DISTINCT object_id) FILTER (WHERE modality = 'practice') AS practice_items,
-        coalesce(sum(duration_s) FILTER (WHERE modality = 'practice'), 0) / 60 AS practice_minutes,
+        round(coalesce(sum(duration_s) FILTER (WHERE modality = 'practice'), 0) / 60, 6) AS practice_minutes,
         count(DISTINCT object_id) FILTER (WHERE modality = 'practice' OR (modality = 'activity' AND success IS NOT NULL)) AS items,
-        coalesce(sum(duration_s), 0) / 60 AS time_on_task_minutes,
+        round(coalesce(sum(duration_s), 0) / 60, 6) AS time_on_task_minutes,
         count(DISTINCT session_id) FILTER (WHERE modality <> 'assessment') AS sessions,
-        avg(attention) AS attention
-      FROM timeline GROUP BY ALL
+        round(avg(attention), 6) AS attention
+      FROM tl GROUP BY ALL
     ),
-    sm AS (SELECT s.student_key, t.course_id, sum(s.minutes) AS session_minutes
-      FROM sess s JOIN (SELECT DISTINCT session_id, course_id FROM timeline) t USING (session_id) GROUP BY ALL),
-    vw AS (SELECT student_key, course_id, sum(watched_s) / 60 AS video_minutes, count(*) AS videos_watched,
-      avg(least(watched_s / nullif(media_duration, 0), 1)) AS video_completion FROM watched GROUP BY ALL)
+    sm AS (SELECT s.student_key, t.course_id, round(sum(s.minutes), 6) AS session_minutes
+      FROM sess s JOIN (SELECT DISTINCT session_id, course_id FROM tl) t USING (session_id) GROUP BY ALL),
+    vw AS (SELECT student_key, course_id, round(sum(watched_s) / 60, 6) AS video_minutes, count(*) AS videos_watched,
+      round(avg(least(watched_s / nullif(media_duration, 0), 1)), 6) AS video_completion FROM watched GROUP BY ALL)
     SELECT g.student_key, g.course_id, DATE ${d} AS date,
       coalesce(a.events, 0) AS events, coalesce(a.activity_events, 0) AS activity_events, coalesce(a.practice_events, 0) AS practice_events,
       coalesce(a.video_events, 0) AS video_events, coalesce(a.forum_posts, 0) AS forum_posts, coalesce(a.forum_words, 0) AS forum_words,
@@ -221,15 +225,13 @@ async function alignDate(
     LEFT JOIN vw ON vw.student_key = g.student_key AND vw.course_id IS NOT DISTINCT FROM g.course_id`);
 
   const out: PartitionRef[] = [];
-  for (const [dataset, orderBy] of [
-    ['timeline', 'student_key, ts_utc, event_id'],
-    ['student_day', 'student_key, course_id'],
-  ] as const) {
+  // Row order carries no meaning in the lake; not sorting large tables before writing saves a full sort.
+  for (const dataset of ['timeline', 'student_day'] as const) {
     const path = join(dir, `${dataset}-${date}.parquet`);
-    await conn.run(
-      `COPY (SELECT * FROM ${dataset} ORDER BY ${orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+    const copied = await conn.runAndReadAll(
+      `COPY ${dataset} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
     );
-    const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${dataset}`)).getRows()[0]![0]);
+    const rows = toNumber(copied.getRows()[0]![0]);
     const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`))
       .getRows()
       .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
@@ -245,8 +247,10 @@ async function alignDate(
     });
     out.push(deps.lake.ref(m));
   }
-  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'timeline', 'watched', 'student_day'])
+  await conn.run(`DROP VIEW IF EXISTS timeline`);
+  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
+  }
   return out;
 }
 

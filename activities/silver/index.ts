@@ -66,7 +66,8 @@ async function publishTable(
     runId: string;
     writeId: string;
     sql: string;
-    orderBy: string;
+    /** Sort before writing; omitted for large tables, whose row order carries no meaning. */
+    orderBy?: string;
     stats?: Record<string, number>;
     slice?: string;
   },
@@ -75,7 +76,7 @@ async function publishTable(
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${tmp} AS ${p.sql}`);
   const path = join(dir, `${p.layer}-${p.dataset}-${p.date}.parquet`);
   await conn.run(
-    `COPY (SELECT * FROM ${tmp} ORDER BY ${p.orderBy}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+    `COPY ${p.orderBy ? `(SELECT * FROM ${tmp} ORDER BY ${p.orderBy})` : tmp} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${tmp}`)).getRows()[0]![0]);
   const schema = await describe(conn, tmp);
@@ -180,7 +181,6 @@ async function silverForSource(
         runId: input.runId,
         writeId: input.writeId,
         sql,
-        orderBy: 'student_key, ts_utc, event_id',
         stats: eventDate === input.date ? stats : {},
         slice: `landed=${input.date}`,
       }),

@@ -30,7 +30,7 @@ describe('feature catalogue', () => {
     expect(r.active_days_7d).toBe(3);
     expect(r.sessions_7d).toBe(3);
     expect(r.session_minutes_avg_7d).toBe(10);
-    expect(r.accuracy_7d).toBeCloseTo((1 + 2 + 3) / 9, 12);
+    expect(r.accuracy_7d).toBeCloseTo((1 + 2 + 3) / 9, 8);
     expect(r.days_since_last_activity).toBe(0);
     expect(r.active_streak_days).toBe(3);
     expect(Number(r.events_trend_7d)).toBeGreaterThan(0);

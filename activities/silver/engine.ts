@@ -1,6 +1,7 @@
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import type { FieldDefinition, SourceDefinition } from '../../config/source-definition.js';
 import { toNumber } from '../../lake/duck.js';
+import { maskPersonalData } from './mask.js';
 
 /** The rules every source's contract is made of, in the order they are checked. */
 export const RULES = [
@@ -39,8 +40,8 @@ export interface CleanContext {
   enrolments: string;
   /** Temp table (event_id VARCHAR) of ids already accepted on earlier landing dates. */
   seen: string;
-  /** Regex alternation of roster names for masking free text; empty for none. */
-  namePattern: string;
+  /** Roster first and last names, lower-cased, for masking free text. */
+  names: ReadonlySet<string>;
 }
 
 export interface SourceFile {
@@ -296,16 +297,32 @@ export async function cleanSource(
       END AS occurrence
     FROM keyed`);
 
-  const masked = (name: string) => {
-    let v = quotedIdentifier(name);
-    v = `regexp_replace(${v}, '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}', '[EMAIL]', 'g')`;
-    v = `regexp_replace(${v}, '\\+?\\d[\\d ().-]{7,}\\d', '[PHONE]', 'g')`;
-    if (ctx.namePattern) v = `regexp_replace(${v}, ${quotedString(`\\b(${ctx.namePattern})\\b`)}, '[NAME]', 'gi')`;
-    return v;
-  };
-  const outputFields = fields.map(([name, f]) =>
-    f.freeText ? `${masked(name)} AS ${quotedIdentifier(name)}` : quotedIdentifier(name),
-  );
+  // Free text is masked row by row in JS (names are a set lookup per word), then written back before output.
+  for (const [name, f] of fields) {
+    if (!f.freeText) continue;
+    const col = quotedIdentifier(name);
+    const rows = (
+      await conn.runAndReadAll(
+        `SELECT source_file, line_no, ${col} AS v FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1 AND ${col} IS NOT NULL`,
+      )
+    ).getRows();
+    const maskTable = `${prefix}_mask_${name}`;
+    await conn.run(
+      `CREATE OR REPLACE TEMP TABLE ${quotedIdentifier(maskTable)} (source_file VARCHAR, line_no BIGINT, v VARCHAR)`,
+    );
+    const app = await conn.createAppender(maskTable, 'main', 'temp');
+    for (const [file, line, v] of rows) {
+      app.appendVarchar(String(file));
+      app.appendBigInt(BigInt(line as bigint));
+      app.appendVarchar(maskPersonalData(String(v), ctx.names));
+      app.endRow();
+    }
+    app.closeSync();
+    await conn.run(`UPDATE ${t('ranked')} r SET ${col} = m.v FROM ${quotedIdentifier(maskTable)} m
+      WHERE r.source_file = m.source_file AND r.line_no = m.line_no`);
+    await conn.run(`DROP TABLE ${quotedIdentifier(maskTable)}`);
+  }
+  const outputFields = fields.map(([name]) => quotedIdentifier(name));
   const offsetSql = ts.format
     ? `CAST(round((epoch(try_strptime(trim(ts_raw), ${quotedString(ts.format)})) - epoch(ts)) / 60) AS INTEGER)`
     : `coalesce(explicit_offset, CAST(round((epoch(CAST(ts AT TIME ZONE ${quotedString(ts.timezone)} AS TIMESTAMP)) - epoch(ts)) / 60) AS INTEGER))`;

@@ -108,7 +108,7 @@ async function silverForSource(
   dir: string,
   def: SourceDefinition,
   input: BuildSilverTablesInput,
-  namePattern: string,
+  names: ReadonlySet<string>,
 ): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[] }> {
   const table = silverTable(def.name);
   const { manifest, paths } = await deps.lake.localFiles('bronze', def.name, input.date);
@@ -138,7 +138,7 @@ async function silverForSource(
           identities: 'identities',
           enrolments: 'enrolments',
           seen: 'seen',
-          namePattern,
+          names,
         },
         prefix,
       )
@@ -254,7 +254,7 @@ export function createSilverActivities(deps: ActivityDeps) {
             const notes: string[] = [];
             for (const def of definitions.values()) {
               progress({ step: def.name });
-              const r = await silverForSource(deps, conn, dir, def, input, roster.namePattern);
+              const r = await silverForSource(deps, conn, dir, def, input, roster.names);
               reconciliation.push(r.rec);
               partitions.push(...r.partitions);
               for (const d of r.touched) touched.add(d);

@@ -8,11 +8,9 @@ export interface RosterLoad {
   rosterDate: string;
   students: number;
   enrolments: number;
-  /** Regex alternation of first and last names, for masking free text. Held in memory only. */
-  namePattern: string;
+  /** First and last names, lower-cased, for masking free text. Held in memory only. */
+  names: ReadonlySet<string>;
 }
-
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Loads the latest roster on or before the date into temp tables: `identities` (kind:value → student_key, in memory
@@ -89,7 +87,7 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
       ids.appendVarchar(key);
       ids.endRow();
     }
-    for (const n of [r.first_name, r.last_name]) if (n && n.trim().length >= 2) names.add(escapeRe(n.trim()));
+    for (const n of [r.first_name, r.last_name]) if (n && n.trim().length >= 2) names.add(n.trim().toLowerCase());
     st.appendVarchar(key);
     str(st, r.timezone);
     str(st, r.program);
@@ -120,6 +118,6 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
     rosterDate,
     students: seen.size,
     enrolments,
-    namePattern: [...names].sort((a, b) => b.length - a.length).join('|'),
+    names,
   };
 }

@@ -67,7 +67,7 @@ describe('source definitions as data', () => {
         identities: 'ids',
         enrolments: 'enr',
         seen: 'seen',
-        namePattern: '',
+        names: new Set<string>(),
       },
       'm',
     );

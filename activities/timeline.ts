@@ -8,6 +8,11 @@ import { ErrorType, nonRetryable } from './errors.js';
 export interface AlignTimelineInput {
   /** Event dates to (re)build. */
   dates: string[];
+  /**
+   * The landing that caused the rebuild. Earlier dates that already have a timeline are realigned only for the
+   * students whose events that landing added (late events); everyone else's rows are kept as they are.
+   */
+  landingDate?: string;
   runId: string;
   writeId: string;
 }
@@ -82,12 +87,33 @@ async function alignDate(
 ): Promise<PartitionRef[]> {
   const gapS = deps.config.pipeline.sessionGapMinutes * 60;
   const d = quotedString(date);
+  const previous = {
+    timeline: (await deps.lake.localFiles('silver', 'timeline', date)).paths,
+    student_day: (await deps.lake.localFiles('silver', 'student_day', date)).paths,
+  };
+  const partial =
+    !!input.landingDate && date < input.landingDate && previous.timeline.length > 0 && previous.student_day.length > 0;
+  if (partial) {
+    // Students whose events the landing added to this earlier date: only they are realigned.
+    const slice = `landed=${input.landingDate}`;
+    const files: string[] = [];
+    for (const table of [...MODALITIES.map((m) => m.table), 'sensor']) {
+      const { manifest, paths } = await deps.lake.localFiles('silver', table, date);
+      manifest?.files.forEach((f, i) => f.slice === slice && files.push(paths[i]!));
+    }
+    await conn.run(
+      files.length
+        ? `CREATE OR REPLACE TEMP TABLE affected AS SELECT DISTINCT student_key FROM ${parquetScan(files)}`
+        : `CREATE OR REPLACE TEMP TABLE affected (student_key VARCHAR)`,
+    );
+  }
+  const only = partial ? 'WHERE student_key IN (SELECT student_key FROM affected)' : '';
   const parts: string[] = [];
   for (const m of MODALITIES) {
     const { paths } = await deps.lake.localFiles('silver', m.table, date);
     if (!paths.length) continue;
     parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select}
-      FROM ${parquetScan(paths)}`);
+      FROM ${parquetScan(paths)} ${only}`);
   }
   // The roster snapshot in force on the date: the latest on or before it.
   const rosterDate = (await deps.lake.listPartitions('silver', 'enrolments')).filter((x) => x <= date).at(-1);
@@ -114,7 +140,7 @@ async function alignDate(
   const sensor = (await deps.lake.localFiles('silver', 'sensor', date)).paths;
   await conn.run(
     sensor.length
-      ? `CREATE OR REPLACE TEMP TABLE sens AS SELECT student_key, ts_utc, heart_rate, attention FROM ${parquetScan(sensor)}`
+      ? `CREATE OR REPLACE TEMP TABLE sens AS SELECT student_key, ts_utc, heart_rate, attention FROM ${parquetScan(sensor)} ${only}`
       : `CREATE OR REPLACE TEMP TABLE sens AS SELECT NULL::VARCHAR AS student_key, NULL::TIMESTAMP AS ts_utc, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention LIMIT 0`,
   );
 
@@ -168,7 +194,7 @@ async function alignDate(
     SELECT student_key, course_id, media_id, any_value(media_duration) AS media_duration, sum(e - s) AS watched_s FROM merged GROUP BY ALL`);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE student_day AS
-    WITH roster AS (SELECT DISTINCT student_key FROM ${parquetScan(students)}),
+    WITH roster AS (SELECT DISTINCT student_key FROM ${parquetScan(students)} ${only}),
     grid AS (
       SELECT DISTINCT e.student_key, e.course_id FROM enrol e
       WHERE DATE ${d} BETWEEN e.start_date AND e.end_date AND e.student_key IN (SELECT student_key FROM roster)
@@ -228,8 +254,12 @@ async function alignDate(
   // Row order carries no meaning in the lake; not sorting large tables before writing saves a full sort.
   for (const dataset of ['timeline', 'student_day'] as const) {
     const path = join(dir, `${dataset}-${date}.parquet`);
+    const source = partial
+      ? `(SELECT * FROM ${dataset} UNION ALL BY NAME
+          SELECT * FROM ${parquetScan(previous[dataset])} WHERE student_key NOT IN (SELECT student_key FROM affected))`
+      : dataset;
     const copied = await conn.runAndReadAll(
-      `COPY ${dataset} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+      `COPY ${source} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
     );
     const rows = toNumber(copied.getRows()[0]![0]);
     const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`))
@@ -248,7 +278,7 @@ async function alignDate(
     out.push(deps.lake.ref(m));
   }
   await conn.run(`DROP VIEW IF EXISTS timeline`);
-  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day']) {
+  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
   }
   return out;

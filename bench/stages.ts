@@ -49,7 +49,7 @@ for (const date of gen.dates) {
   const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
   await stage(
     'timeline',
-    () => acts.alignTimeline({ dates, runId, writeId }),
+    () => acts.alignTimeline({ dates, landingDate: date, runId, writeId }),
     (r) => r.events,
   );
   const gold: string[] = [];

@@ -126,6 +126,7 @@ export async function nightlyPipeline(
     show('timeline');
     const timeline = await computeActivities(hb, `Align the timeline of ${alignDates.join(', ')}`).alignTimeline({
       dates: alignDates,
+      landingDate: input.date,
       runId,
       writeId,
     });

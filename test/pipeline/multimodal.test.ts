@@ -38,7 +38,7 @@ async function nightly(date: string): Promise<void> {
   await acts.landBronzeFiles({ date, runId: `r-${date}` });
   const s = await acts.buildSilverTables({ date, runId: `r-${date}`, writeId: `run-${date}` });
   const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
-  await acts.alignTimeline({ dates, runId: `r-${date}`, writeId: `run-${date}` });
+  await acts.alignTimeline({ dates, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
   const gold: string[] = [];
   for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
   await acts.buildGoldFeatures({ dates: gold, runId: `r-${date}`, writeId: `run-${date}` });
@@ -197,6 +197,17 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
       expect(Number(days[0]!.n)).toBe(STUDENTS);
       expect(Number(days[0]!.idle)).toBeGreaterThan(0);
     }
+  });
+
+  it('realigning only the students a late landing touched equals a full realignment', async () => {
+    const date = gen.dates[3]!;
+    expect(gen.expected[gen.dates[4]!]!.xapi!.late).toBeGreaterThan(0);
+    const rows = async (dataset: string) =>
+      (await query(`SELECT * FROM ${await scan('silver', dataset, date)}`)).map((r) => JSON.stringify(r)).sort();
+    const before = { timeline: await rows('timeline'), days: await rows('student_day') };
+    await acts.alignTimeline({ dates: [date], runId: 'full', writeId: 'run-full' });
+    expect(await rows('timeline')).toEqual(before.timeline);
+    expect(await rows('student_day')).toEqual(before.days);
   });
 
   it('ties each submission to the study session before it', async () => {

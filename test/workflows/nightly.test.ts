@@ -3,6 +3,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../cli/client.js';
 import { followNightly, startNightly } from '../../cli/runs.js';
+import { collectLakeStatus } from '../../cli/status.js';
 import type { Config } from '../../config/index.js';
 import { generate } from '../../generator/index.js';
 import { createLake } from '../../lake/lake.js';
@@ -61,6 +62,17 @@ describe('nightlyPipeline on the real Temporal dev server', () => {
     });
     expect(await lake.listPartitions('silver', 'xapi')).toEqual([DAY]);
     expect(await lake.listPartitions('gold', 'student_features')).toEqual([DAY]);
+    const status = await collectLakeStatus(lake);
+    for (const [source, e] of Object.entries(expected[DAY]!)) {
+      expect(status.reconciliation.find((r) => r.source === source && r.date === DAY)).toEqual({
+        source,
+        date: DAY,
+        raw: e.raw,
+        accepted: e.accepted,
+        duplicates: e.duplicates,
+        quarantined: e.quarantined,
+      });
+    }
     const progress = await handle.query<{ stage: string }>('progress');
     expect(progress.stage).toBe('done');
     const desc = await handle.describe();

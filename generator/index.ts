@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Faker, en } from '@faker-js/faker';
 import parquet from 'parquetjs-lite';
+import type { Reconciliation } from '../activities/silver/engine.js';
 import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
@@ -31,13 +32,8 @@ export const DEFECT_RULES: Partial<Record<DefectKind | 'truncatedFiles', string>
   outOfTerm: 'out_of_term',
 };
 
-export interface ExpectedCounts {
-  raw: number;
-  accepted: number;
-  duplicates: number;
-  quarantined: number;
-  late: number;
-  byRule: Record<string, number>;
+/** What silver must report for a source and landing date: its reconciliation, as the generator planted it. */
+export interface ExpectedCounts extends Omit<Reconciliation, 'source'> {
   /** Forum only: accepted texts that named a person, an email or a phone number. */
   personalData?: number;
 }

@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { Faker, en } from '@faker-js/faker';
 import parquet from 'parquetjs-lite';
@@ -7,7 +8,7 @@ import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
 /** Bumped when the generator's output changes, so a stale demo drop is written anew. */
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 
 export interface GenerateOptions {
   out: string;
@@ -161,8 +162,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     return p;
   };
   const write = (path: string, text: string) => {
-    writeFileSync(path, text);
-    files.push(path);
+    const gz = knobs.gzipSources.some((src) => path.includes(`/${src}/`));
+    const target = gz ? `${path}.gz` : path;
+    writeFileSync(target, gz ? gzipSync(text) : text);
+    files.push(target);
   };
 
   // Roster, enrolments and last term's outcomes arrive with the first day.

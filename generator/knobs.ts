@@ -18,6 +18,8 @@ export interface GeneratorKnobs {
   accountActorShare: number;
   /** Share of xAPI timestamps with a non-UTC offset. */
   offsetTimestampShare: number;
+  /** Sources whose files are written gzip-compressed, as many LRS and LMS exports are. */
+  gzipSources: string[];
   courses: string[];
   timezones: string[];
   programs: string[];
@@ -49,6 +51,7 @@ export const DEFAULT_KNOBS: GeneratorKnobs = {
   sensorPeriodSeconds: 5,
   accountActorShare: 0.25,
   offsetTimestampShare: 0.2,
+  gzipSources: ['caliper'],
   courses: ['MATH101', 'BIO110', 'HIST205'],
   timezones: ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Europe/London', 'America/Sao_Paulo'],
   programs: ['Science', 'Humanities', 'Engineering'],

@@ -8,6 +8,7 @@ import { addDays } from '../../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { cleanSource, type Reconciliation } from './engine.js';
+import { gunzipFiles } from './gzip.js';
 import { loadRoster } from './roster.js';
 
 export const SILVER_SCHEMA_VERSION = 2;
@@ -109,10 +110,17 @@ async function silverForSource(
   def: SourceDefinition,
   input: BuildSilverTablesInput,
   names: ReadonlySet<string>,
-): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[] }> {
+): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[]; notes: string[] }> {
   const table = silverTable(def.name);
   const { manifest, paths } = await deps.lake.localFiles('bronze', def.name, input.date);
-  const files = manifest ? manifest.files.map((f, i) => ({ key: f.key, path: paths[i]! })) : [];
+  const unzipped = await gunzipFiles(
+    manifest ? manifest.files.map((f, i) => ({ key: f.key, path: paths[i]! })) : [],
+    dir,
+  );
+  const files = unzipped.files;
+  const notes = unzipped.truncated.map(
+    (k) => `${k}: gzip stream truncated; its readable part was checked, the file stays in bronze`,
+  );
 
   // Event ids accepted from earlier landings, for duplicates across days.
   await conn.run(`CREATE OR REPLACE TEMP TABLE seen (event_id VARCHAR)`);
@@ -202,7 +210,7 @@ async function silverForSource(
     await conn.run(`DROP TABLE ${clean}`);
     await conn.run(`DROP TABLE ${quarantine}`);
   }
-  return { rec, partitions, touched: files.length && def.modality !== 'outcome' ? touched : [] };
+  return { rec, partitions, touched: files.length && def.modality !== 'outcome' ? touched : [], notes };
 }
 
 export function createSilverActivities(deps: ActivityDeps) {
@@ -258,6 +266,7 @@ export function createSilverActivities(deps: ActivityDeps) {
               reconciliation.push(r.rec);
               partitions.push(...r.partitions);
               for (const d of r.touched) touched.add(d);
+              notes.push(...r.notes);
             }
             if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
             for (const t of ['identities', 'students', 'student_demographics', 'enrolments', 'seen'])

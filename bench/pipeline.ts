@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { loadConfig } from '../config/index.js';
-import { generate } from '../generator/index.js';
+import { generate, GENERATOR_VERSION } from '../generator/index.js';
 import { DEFAULT_KNOBS, type GeneratorKnobs } from '../generator/knobs.js';
 
 const arg = (name: string, dflt: string) => {
@@ -30,7 +30,7 @@ const EVENTS_PER_STUDENT_DAY = 18.6;
 const results: unknown[] = [];
 for (const size of sizes) {
   const students = Math.max(50, Math.round(size / days / EVENTS_PER_STUDENT_DAY));
-  const dir = join(config.cacheDir, 'bench', `drop-${students}x${days}`);
+  const dir = join(config.cacheDir, 'bench', `drop-v${GENERATOR_VERSION}-${students}x${days}`);
   if (!existsSync(join(dir, '_generator.json'))) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });

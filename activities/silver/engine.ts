@@ -124,6 +124,8 @@ export async function cleanSource(
   const fields = Object.entries(def.fields);
   const ts = def.timestamp;
   const { list: pathList, at: extract } = pathRegistry(def);
+  // CSV and parquet rows are serialized by DuckDB itself (to_json of the row): always a valid object, no need to check.
+  const tabular = def.format === 'csv' || def.format === 'parquet';
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
 
@@ -141,7 +143,7 @@ export async function cleanSource(
   const xSql = `
     WITH r AS (
       SELECT source_file, line_no, raw,
-        CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END AS j
+        ${tabular ? 'raw' : `CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END`} AS j
       FROM ${t('raw')}
     ),
     e AS (SELECT source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)

@@ -291,13 +291,18 @@ export async function cleanSource(
     WITH x AS (${xSql}),
     typed AS (${typedSql}),
     checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
-    keyed AS (SELECT *, ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule, ${eventKey} AS event_key FROM checked)
-    SELECT *,
-      CASE WHEN rule IS NULL THEN
-        CASE WHEN event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2
-             ELSE row_number() OVER (PARTITION BY rule IS NULL, event_key ORDER BY source_file, line_no) END
+    keyed AS MATERIALIZED (SELECT *, ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule, ${eventKey} AS event_key FROM checked),
+    -- Duplicates are rare: rank only the keys that occur more than once instead of sorting every row.
+    repeated AS (SELECT event_key FROM keyed WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
+    ranked_repeats AS (
+      SELECT source_file, line_no, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
+      FROM keyed WHERE rule IS NULL AND event_key IN (SELECT event_key FROM repeated)
+    )
+    SELECT k.*,
+      CASE WHEN k.rule IS NULL THEN
+        CASE WHEN k.event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2 ELSE coalesce(r.rn, 1) END
       END AS occurrence
-    FROM keyed`);
+    FROM keyed k LEFT JOIN ranked_repeats r ON r.source_file = k.source_file AND r.line_no = k.line_no`);
 
   // Free text is masked row by row in JS (names are a set lookup per word), then written back before output.
   for (const [name, f] of fields) {

@@ -73,15 +73,14 @@ async function publishTable(
     slice?: string;
   },
 ): Promise<PartitionRef> {
-  const tmp = quotedIdentifier(`out_${p.layer}_${p.dataset}`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${tmp} AS ${p.sql}`);
+  // Written straight from the query (no intermediate table); COPY reports the row count, DESCRIBE only binds.
   const path = join(dir, `${p.layer}-${p.dataset}-${p.date}.parquet`);
-  await conn.run(
-    `COPY ${p.orderBy ? `(SELECT * FROM ${tmp} ORDER BY ${p.orderBy})` : tmp} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+  const query = p.orderBy ? `SELECT * FROM (${p.sql}) ORDER BY ${p.orderBy}` : p.sql;
+  const copied = await conn.runAndReadAll(
+    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
   );
-  const rows = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${tmp}`)).getRows()[0]![0]);
-  const schema = await describe(conn, tmp);
-  await conn.run(`DROP TABLE ${tmp}`);
+  const rows = toNumber(copied.getRows()[0]![0]);
+  const schema = await describe(conn, `SELECT * FROM (${p.sql})`);
   const m = await deps.lake.publishPartition({
     layer: p.layer,
     dataset: p.dataset,

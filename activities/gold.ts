@@ -1,11 +1,10 @@
-import { join } from 'node:path';
-import { quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
-import { parquetScan, toNumber } from '../lake/duck.js';
+import { parquetScan } from '../lake/duck.js';
+import { publishQuery } from '../lake/publish-query.js';
 import { addDays } from '../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
-import { FEATURES, MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
+import { MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
 
 export const GOLD_SCHEMA_VERSION = 2;
 
@@ -45,30 +44,19 @@ export function createGoldActivities(deps: ActivityDeps) {
                   `silver/student_day dt=${asOf} is not committed; align the timeline first`,
                 );
               }
-              const out = join(dir, `features-${asOf}.parquet`);
-              await conn.run(
-                `COPY (${studentFeaturesSql(parquetScan(paths), asOf)} ORDER BY student_key, course_id) TO ${quotedString(out)} (FORMAT parquet, COMPRESSION zstd)`,
+              partitions.push(
+                await publishQuery(deps.lake, conn, dir, {
+                  layer: 'gold',
+                  dataset: 'student_features',
+                  date: asOf,
+                  runId: input.runId,
+                  writeId: input.writeId,
+                  sql: studentFeaturesSql(parquetScan(paths), asOf),
+                  orderBy: 'student_key, course_id',
+                  schemaVersion: GOLD_SCHEMA_VERSION,
+                  stats: { lookbackPartitions: paths.length },
+                }),
               );
-              const rows = toNumber(
-                (await conn.runAndReadAll(`SELECT count(*) FROM ${parquetScan([out])}`)).getRows()[0]![0],
-              );
-              const m = await deps.lake.publishPartition({
-                layer: 'gold',
-                dataset: 'student_features',
-                date: asOf,
-                runId: input.runId,
-                writeId: input.writeId,
-                files: [{ localPath: out, rows }],
-                schema: [
-                  { name: 'student_key', type: 'VARCHAR' },
-                  { name: 'course_id', type: 'VARCHAR' },
-                  { name: 'as_of_date', type: 'DATE' },
-                  ...FEATURES.map((f) => ({ name: f.name, type: 'DOUBLE' })),
-                ],
-                schemaVersion: GOLD_SCHEMA_VERSION,
-                stats: { students: rows, lookbackPartitions: paths.length },
-              });
-              partitions.push(deps.lake.ref(m));
             }
             return { partitions, rows: partitions.reduce((n, p) => n + p.rowCount, 0) };
           }),

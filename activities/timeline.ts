@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
-import { parquetScan, toNumber } from '../lake/duck.js';
+import { parquetScan } from '../lake/duck.js';
+import { publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 
@@ -253,29 +253,21 @@ async function alignDate(
   const out: PartitionRef[] = [];
   // Row order carries no meaning in the lake; not sorting large tables before writing saves a full sort.
   for (const dataset of ['timeline', 'student_day'] as const) {
-    const path = join(dir, `${dataset}-${date}.parquet`);
-    const source = partial
-      ? `(SELECT * FROM ${dataset} UNION ALL BY NAME
-          SELECT * FROM ${parquetScan(previous[dataset])} WHERE student_key NOT IN (SELECT student_key FROM affected))`
-      : dataset;
-    const copied = await conn.runAndReadAll(
-      `COPY ${source} TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+    const sql = partial
+      ? `SELECT * FROM ${dataset} UNION ALL BY NAME
+         SELECT * FROM ${parquetScan(previous[dataset])} WHERE student_key NOT IN (SELECT student_key FROM affected)`
+      : `SELECT * FROM ${dataset}`;
+    out.push(
+      await publishQuery(deps.lake, conn, dir, {
+        layer: 'silver',
+        dataset,
+        date,
+        runId: input.runId,
+        writeId: input.writeId,
+        sql,
+        schemaVersion: 1,
+      }),
     );
-    const rows = toNumber(copied.getRows()[0]![0]);
-    const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${dataset})`))
-      .getRows()
-      .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
-    const m = await deps.lake.publishPartition({
-      layer: 'silver',
-      dataset,
-      date,
-      runId: input.runId,
-      writeId: input.writeId,
-      files: [{ localPath: path, rows }],
-      schema,
-      schemaVersion: 1,
-    });
-    out.push(deps.lake.ref(m));
   }
   await conn.run(`DROP VIEW IF EXISTS timeline`);
   for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {

@@ -35,7 +35,6 @@ export async function startWorker(config: Config, opts: { taskQueue?: string } =
     workflowsPath: WORKFLOWS_PATH,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: 4,
-    bundlerOptions: { ignoreModules: [] },
   });
   const done = worker.run().finally(async () => {
     await deps.duck.close();

@@ -1,9 +1,8 @@
-import { join } from 'node:path';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import { loadSourceDefinitions, type SourceDefinition } from '../../config/source-definition.js';
-import type { ColumnSpec, PartitionRef } from '../../lake/manifest.js';
-import { parquetScan, toNumber } from '../../lake/duck.js';
-import type { Layer } from '../../lake/paths.js';
+import type { PartitionRef } from '../../lake/manifest.js';
+import { publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
+import { parquetScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
@@ -32,12 +31,7 @@ export interface BuildSilverTablesOutput {
 
 /** The silver table of a source: its name with `-` made `_` (e.g. lms-csv → silver/lms_csv). */
 /** A zero-row relation with the source's silver columns, for a landing that brought no file of it. */
-async function emptySilverSql(
-  _deps: ActivityDeps,
-  conn: DuckDBConnection,
-  table: string,
-  def: SourceDefinition,
-): Promise<string> {
+async function emptySilverSql(conn: DuckDBConnection, table: string, def: SourceDefinition): Promise<string> {
   const name = quotedIdentifier(`empty_${table}`);
   const cols = Object.entries(def.fields).map(([n, f]) => `NULL::${f.type} AS ${quotedIdentifier(n)}`);
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${name} AS SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key,
@@ -50,51 +44,14 @@ export function silverTable(source: string): string {
   return source.replaceAll('-', '_');
 }
 
-async function describe(conn: DuckDBConnection, table: string): Promise<ColumnSpec[]> {
-  return (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${table})`))
-    .getRows()
-    .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
-}
-
-async function publishTable(
+/** Writes a query as a silver or quarantine partition. */
+function publishTable(
   deps: ActivityDeps,
   conn: DuckDBConnection,
   dir: string,
-  p: {
-    layer: Layer;
-    dataset: string;
-    date: string;
-    runId: string;
-    writeId: string;
-    sql: string;
-    /** Sort before writing; omitted for large tables, whose row order carries no meaning. */
-    orderBy?: string;
-    stats?: Record<string, number>;
-    slice?: string;
-  },
+  p: Omit<PublishQueryInput, 'schemaVersion'>,
 ): Promise<PartitionRef> {
-  // Written straight from the query (no intermediate table); COPY reports the row count, DESCRIBE only binds.
-  const path = join(dir, `${p.layer}-${p.dataset}-${p.date}.parquet`);
-  const query = p.orderBy ? `SELECT * FROM (${p.sql}) ORDER BY ${p.orderBy}` : p.sql;
-  const copied = await conn.runAndReadAll(
-    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
-  );
-  const rows = toNumber(copied.getRows()[0]![0]);
-  const schema = await describe(conn, `SELECT * FROM (${p.sql})`);
-  const m = await deps.lake.publishPartition({
-    layer: p.layer,
-    dataset: p.dataset,
-    date: p.date,
-    runId: p.runId,
-    writeId: p.writeId,
-    files: [{ localPath: path, rows }],
-    schema,
-    schemaVersion: SILVER_SCHEMA_VERSION,
-    stats: p.stats ?? {},
-    ...(p.slice ? { slice: p.slice } : {}),
-  });
-
-  return deps.lake.ref(m);
+  return publishQuery(deps.lake, conn, dir, { ...p, schemaVersion: SILVER_SCHEMA_VERSION });
 }
 
 /**
@@ -179,7 +136,7 @@ async function silverForSource(
     // Each landing is its own slice of the event-date partition: re-running it replaces that slice only.
     const sql = files.length
       ? `SELECT * FROM ${clean} WHERE event_date = DATE ${quotedString(eventDate)}`
-      : `SELECT * FROM ${await emptySilverSql(deps, conn, table, def)}`;
+      : `SELECT * FROM ${await emptySilverSql(conn, table, def)}`;
     partitions.push(
       await publishTable(deps, conn, dir, {
         layer: 'silver',

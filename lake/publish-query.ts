@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
+import { toNumber } from './duck.js';
+import type { Lake } from './lake.js';
+import type { PartitionRef } from './manifest.js';
+import type { Layer } from './paths.js';
+
+export interface PublishQueryInput {
+  layer: Layer;
+  dataset: string;
+  date: string;
+  runId: string;
+  writeId: string;
+  /** Any relation: a SELECT, a table name in parentheses, a UNION. */
+  sql: string;
+  /** Sort before writing; omitted for large tables, whose row order carries no meaning. */
+  orderBy?: string;
+  schemaVersion: number;
+  stats?: Record<string, number>;
+  /** Replace only this slice of the partition (see Lake.publishPartition). */
+  slice?: string;
+}
+
+/**
+ * Writes a DuckDB query to a parquet file in the work folder (no intermediate table; COPY reports the row count,
+ * DESCRIBE only binds) and commits it as a lake partition.
+ */
+export async function publishQuery(
+  lake: Lake,
+  conn: DuckDBConnection,
+  dir: string,
+  p: PublishQueryInput,
+): Promise<PartitionRef> {
+  const path = join(
+    dir,
+    `${p.layer}-${p.dataset}-${p.date}${p.slice ? `-${p.slice.replace(/[^A-Za-z0-9-]/g, '_')}` : ''}.parquet`,
+  );
+  const query = `SELECT * FROM (${p.sql})${p.orderBy ? ` ORDER BY ${p.orderBy}` : ''}`;
+  const copied = await conn.runAndReadAll(
+    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  const rows = toNumber(copied.getRows()[0]![0]);
+  const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM (${p.sql}))`))
+    .getRows()
+    .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+  const m = await lake.publishPartition({
+    layer: p.layer,
+    dataset: p.dataset,
+    date: p.date,
+    runId: p.runId,
+    writeId: p.writeId,
+    files: [{ localPath: path, rows }],
+    schema,
+    schemaVersion: p.schemaVersion,
+    stats: p.stats ?? {},
+    ...(p.slice ? { slice: p.slice } : {}),
+  });
+  return lake.ref(m);
+}

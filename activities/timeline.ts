@@ -88,11 +88,11 @@ async function alignDate(
   const gapS = deps.config.pipeline.sessionGapMinutes * 60;
   const d = quotedString(date);
   const previous = {
-    timeline: (await deps.lake.localFiles('silver', 'timeline', date)).paths,
+    timeline: (await deps.lake.readManifest('silver', 'timeline', date)) !== null,
     student_day: (await deps.lake.localFiles('silver', 'student_day', date)).paths,
   };
   const partial =
-    !!input.landingDate && date < input.landingDate && previous.timeline.length > 0 && previous.student_day.length > 0;
+    !!input.landingDate && date < input.landingDate && previous.timeline && previous.student_day.length > 0;
   if (partial) {
     // Students whose events the landing added to this earlier date: only they are realigned.
     const slice = `landed=${input.landingDate}`;
@@ -144,21 +144,25 @@ async function alignDate(
       : `CREATE OR REPLACE TEMP TABLE sens AS SELECT NULL::VARCHAR AS student_key, NULL::TIMESTAMP AS ts_utc, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention LIMIT 0`,
   );
 
+  // Sessions and the sensor as-of join run on a narrow projection (row id, student, time, id): the window sorts then
+  // carry four columns instead of the whole event, and the result joins back by row id.
   await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
-    WITH g AS (
-      SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc, event_id)) AS gap_s FROM ev
+    WITH k AS (SELECT rowid AS rid, student_key, ts_utc, event_id FROM ev),
+    g AS (
+      SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc, event_id)) AS gap_s FROM k
     ),
     s AS (
-      SELECT *, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
+      SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
         OVER (PARTITION BY student_key ORDER BY ts_utc, event_id ROWS UNBOUNDED PRECEDING) AS session_no FROM g
     ),
     j AS (
-      SELECT s.*, s.student_key || ':' || ${d} || ':' || s.session_no AS session_id,
+      SELECT s.rid, s.session_no,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.heart_rate END AS heart_rate,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
       FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
     )
-    SELECT * EXCLUDE (gap_s, session_no) FROM j`);
+    SELECT ev.*, ev.student_key || ':' || ${d} || ':' || j.session_no AS session_id, j.heart_rate, j.attention
+    FROM ev JOIN j ON j.rid = ev.rowid`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
     SELECT student_key, session_id, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
@@ -169,7 +173,9 @@ async function alignDate(
     ASOF LEFT JOIN sess p ON a.student_key = p.student_key AND a.ts_utc >= p.ended`);
   // The timeline is written straight from this join (see below); later steps read `tl`.
   await conn.run(`CREATE OR REPLACE TEMP VIEW timeline AS
-    SELECT tl.*, s.study_session_id FROM tl LEFT JOIN study s ON s.event_id = tl.event_id`);
+    SELECT tl.*, NULL::VARCHAR AS study_session_id FROM tl WHERE modality <> 'assessment'
+    UNION ALL
+    SELECT tl.*, s.study_session_id FROM tl LEFT JOIN study s ON s.event_id = tl.event_id WHERE tl.modality = 'assessment'`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
@@ -252,23 +258,35 @@ async function alignDate(
 
   const out: PartitionRef[] = [];
   // Row order carries no meaning in the lake; not sorting large tables before writing saves a full sort.
-  for (const dataset of ['timeline', 'student_day'] as const) {
-    const sql = partial
-      ? `SELECT * FROM ${dataset} UNION ALL BY NAME
-         SELECT * FROM ${parquetScan(previous[dataset])} WHERE student_key NOT IN (SELECT student_key FROM affected)`
-      : `SELECT * FROM ${dataset}`;
-    out.push(
-      await publishQuery(deps.lake, conn, dir, {
-        layer: 'silver',
-        dataset,
-        date,
-        runId: input.runId,
-        writeId: input.writeId,
-        sql,
-        schemaVersion: 1,
-      }),
-    );
-  }
+  // A partial realignment writes the timeline rows of the affected students as an overlay slice of the partition
+  // (readers resolve it with partitionScan) instead of copying everyone else's rows; the small student_day
+  // partition is rewritten whole.
+  out.push(
+    await publishQuery(deps.lake, conn, dir, {
+      layer: 'silver',
+      dataset: 'timeline',
+      date,
+      runId: input.runId,
+      writeId: input.writeId,
+      sql: 'SELECT * FROM timeline',
+      schemaVersion: 1,
+      ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
+    }),
+  );
+  out.push(
+    await publishQuery(deps.lake, conn, dir, {
+      layer: 'silver',
+      dataset: 'student_day',
+      date,
+      runId: input.runId,
+      writeId: input.writeId,
+      sql: partial
+        ? `SELECT * FROM student_day UNION ALL BY NAME
+           SELECT * FROM ${parquetScan(previous.student_day)} WHERE student_key NOT IN (SELECT student_key FROM affected)`
+        : 'SELECT * FROM student_day',
+      schemaVersion: 1,
+    }),
+  );
   await conn.run(`DROP VIEW IF EXISTS timeline`);
   for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
@@ -295,7 +313,9 @@ export function createTimelineActivities(deps: ActivityDeps) {
             }
             return {
               partitions,
-              events: partitions.filter((p) => p.dataset === 'timeline').reduce((n, p) => n + p.rowCount, 0),
+              events: partitions
+                .filter((p) => p.dataset === 'timeline')
+                .reduce((n, p) => n + (p.rowsWritten ?? p.rowCount), 0),
               studentDays: partitions.filter((p) => p.dataset === 'student_day').reduce((n, p) => n + p.rowCount, 0),
             };
           }),

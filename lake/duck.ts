@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
-import { DuckDBConnection, DuckDBInstance, quotedString } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance, quotedIdentifier, quotedString } from '@duckdb/node-api';
+import type { Manifest } from './manifest.js';
 
 export interface DuckOptions {
   threads: number;
@@ -57,4 +58,27 @@ export function toNumber(v: unknown): number {
 /** A scan of lake parquet files. Lake paths contain `dt=…`, which DuckDB would otherwise add as a column. */
 export function parquetScan(paths: string[]): string {
   return `read_parquet(${sqlList(paths)}, hive_partitioning = false, union_by_name = true)`;
+}
+
+/**
+ * A scan of one committed partition that resolves overlays: an overlay file's rows replace, for each key value it
+ * holds, the rows of every file before it. Without overlays this is a plain `parquetScan`.
+ */
+export function partitionScan(manifest: Manifest | null, paths: string[]): string {
+  const overlays =
+    manifest?.files.flatMap((f, i) => (f.overlayKey ? [{ key: f.overlayKey, path: paths[i]! }] : [])) ?? [];
+  if (!overlays.length) return parquetScan(paths);
+  const base = paths.filter((_, i) => !manifest!.files[i]!.overlayKey);
+  const layers = [
+    ...(base.length ? [{ paths: base, n: 0 }] : []),
+    ...overlays.map((o, i) => ({ paths: [o.path], n: i + 1 })),
+  ];
+  const key = quotedIdentifier(overlays[0]!.key);
+  const all = layers.map((l) => `SELECT *, ${l.n} AS __layer FROM ${parquetScan(l.paths)}`).join(' UNION ALL BY NAME ');
+  const top = overlays
+    .map((o, i) => `SELECT DISTINCT ${key} AS __key, ${i + 1} AS __layer FROM ${parquetScan([o.path])}`)
+    .join(' UNION ALL ');
+  return `(SELECT a.* EXCLUDE (__layer) FROM (${all}) a
+    LEFT JOIN (SELECT __key, max(__layer) AS __top FROM (${top}) GROUP BY __key) o ON o.__key = a.${key}
+    WHERE a.__layer = coalesce(o.__top, 0))`;
 }

@@ -40,6 +40,8 @@ export interface PublishInput {
    * whole.
    */
   slice?: string;
+  /** With `slice`: the slice is an overlay keyed by this column (see ManifestFile.overlayKey). */
+  overlayKey?: string;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -78,6 +80,7 @@ export class Lake {
         bytes: (await stat(f.localPath)).size,
         sha256,
         ...(input.slice ? { slice: input.slice } : {}),
+        ...(input.slice && input.overlayKey ? { overlayKey: input.overlayKey } : {}),
       });
     }
     const manifest: Manifest = {

@@ -7,6 +7,11 @@ export interface ManifestFile {
   sha256: string;
   /** Which slice of the partition the file belongs to (e.g. the landing date of the rows it holds). */
   slice?: string;
+  /**
+   * An overlay file replaces, for every value of this column it contains, the rows of the files listed before it
+   * (e.g. a late landing's realigned students). Readers resolve overlays through `partitionScan`.
+   */
+  overlayKey?: string;
   /** Bronze only: the file's original name and when it arrived. */
   originalName?: string;
   arrivedAt?: string;
@@ -44,6 +49,8 @@ export interface PartitionRef {
   dataset: string;
   date: string;
   rowCount: number;
+  /** Rows this write added (less than rowCount when it replaced one slice of the partition). */
+  rowsWritten?: number;
   schemaVersion: number;
   stats: Record<string, number>;
 }

@@ -19,6 +19,8 @@ export interface PublishQueryInput {
   stats?: Record<string, number>;
   /** Replace only this slice of the partition (see Lake.publishPartition). */
   slice?: string;
+  /** With `slice`: the slice is an overlay keyed by this column (see ManifestFile.overlayKey). */
+  overlayKey?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function publishQuery(
     schemaVersion: p.schemaVersion,
     stats: p.stats ?? {},
     ...(p.slice ? { slice: p.slice } : {}),
+    ...(p.overlayKey ? { overlayKey: p.overlayKey } : {}),
   });
-  return lake.ref(m);
+  return { ...lake.ref(m), rowsWritten: rows };
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { sourceKinds } from '../../activities/sources.js';
 import { silverTable } from '../../activities/silver/index.js';
-import { parquetScan } from '../../lake/duck.js';
+import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
@@ -31,8 +31,10 @@ async function query(sql: string): Promise<Row[]> {
     db.closeSync();
   }
 }
-const scan = async (layer: 'silver' | 'gold' | 'quarantine', dataset: string, date: string) =>
-  parquetScan((await deps.lake.localFiles(layer, dataset, date)).paths);
+const scan = async (layer: 'silver' | 'gold' | 'quarantine', dataset: string, date: string) => {
+  const { manifest, paths } = await deps.lake.localFiles(layer, dataset, date);
+  return partitionScan(manifest, paths);
+};
 
 async function nightly(date: string): Promise<void> {
   await acts.landBronzeFiles({ date, runId: `r-${date}` });
@@ -204,8 +206,12 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     expect(gen.expected[gen.dates[4]!]!.xapi!.late).toBeGreaterThan(0);
     const rows = async (dataset: string) =>
       (await query(`SELECT * FROM ${await scan('silver', dataset, date)}`)).map((r) => JSON.stringify(r)).sort();
+    // Later landings realigned their late students on this date as overlay slices, not by rewriting the partition.
+    const overlays = (await deps.lake.readManifest('silver', 'timeline', date))!.files.filter((f) => f.overlayKey);
+    expect(overlays.map((f) => f.slice)).toContain(`realigned=${gen.dates[4]}`);
     const before = { timeline: await rows('timeline'), days: await rows('student_day') };
     await acts.alignTimeline({ dates: [date], runId: 'full', writeId: 'run-full' });
+    expect((await deps.lake.readManifest('silver', 'timeline', date))!.files.filter((f) => f.overlayKey)).toEqual([]);
     expect(await rows('timeline')).toEqual(before.timeline);
     expect(await rows('student_day')).toEqual(before.days);
   });

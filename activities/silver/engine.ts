@@ -59,7 +59,7 @@ function paths(p: string | string[]): string[] {
  * Every JSON path a definition reads, extracted in one pass per record (`json_extract_string(j, [paths])` parses the
  * record once); `at(p)` is the SQL for the first of p's paths that holds a value.
  */
-function pathRegistry(def: SourceDefinition): { list: string; at: (p: string | string[]) => string } {
+function pathRegistry(def: SourceDefinition): { all: string[]; list: string; at: (p: string | string[]) => string } {
   const all: string[] = [];
   const add = (p: string | string[]) => paths(p).forEach((x) => all.includes(x) || all.push(x));
   Object.values(def.fields).forEach((f) => add(f.path));
@@ -69,7 +69,7 @@ function pathRegistry(def: SourceDefinition): { list: string; at: (p: string | s
     const xs = paths(p).map((x) => `v[${all.indexOf(x) + 1}]`);
     return xs.length === 1 ? xs[0]! : `coalesce(${xs.join(', ')})`;
   };
-  return { list: `[${all.map((x) => quotedString(x)).join(', ')}]`, at };
+  return { all, list: `[${all.map((x) => quotedString(x)).join(', ')}]`, at };
 }
 
 function typed(col: string, f: FieldDefinition): string {
@@ -82,6 +82,43 @@ function typed(col: string, f: FieldDefinition): string {
     default:
       return `try_cast(trim(${raw}) AS ${f.type})`;
   }
+}
+
+/** A top-level column of a CSV or parquet row: `$.name`. */
+const COLUMN_PATH = /^\$\.([A-Za-z_][A-Za-z0-9_]*)$/;
+
+function tabularSource(def: SourceDefinition, path: string): string {
+  return def.format === 'csv'
+    ? `read_csv(${quotedString(path)}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false)`
+    : `read_parquet(${quotedString(path)}, hive_partitioning = false)`;
+}
+
+/**
+ * CSV and parquet rows read column by column (no JSON round trip): source_file, line_no, and every column of the
+ * files as text under `c:<name>` (NULL where a file lacks it). Returns the SQL and the column names in order.
+ */
+async function tabularReader(
+  conn: DuckDBConnection,
+  def: SourceDefinition,
+  files: SourceFile[],
+): Promise<{ sql: string; columns: string[] }> {
+  const perFile: { f: SourceFile; src: string; cols: string[] }[] = [];
+  for (const f of files) {
+    const src = tabularSource(def, f.path);
+    const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${src})`))
+      .getRows()
+      .map((r) => String(r[0]));
+    perFile.push({ f, src, cols });
+  }
+  const columns = [...new Set(perFile.flatMap((p) => p.cols))];
+  const sql = perFile
+    .map(
+      ({ f, src, cols }) => `SELECT ${quotedString(f.key)} AS source_file, row_number() OVER () ${def.format === 'csv' ? '+ 1 ' : ''}AS line_no,
+        ${columns.map((c) => `${cols.includes(c) ? `CAST(t.${quotedIdentifier(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${quotedIdentifier(`c:${c}`)}`).join(', ')}
+      FROM ${src} t`,
+    )
+    .join('\nUNION ALL\n');
+  return { sql, columns };
 }
 
 /** One row per record, whatever the format: source_file, line_no (row or record number), raw text, j (JSON or NULL). */
@@ -123,11 +160,32 @@ export async function cleanSource(
   const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
   const fields = Object.entries(def.fields);
   const ts = def.timestamp;
-  const { list: pathList, at: extract } = pathRegistry(def);
-  // CSV and parquet rows are serialized by DuckDB itself (to_json of the row): always a valid object, no need to check.
-  const tabular = def.format === 'csv' || def.format === 'parquet';
-
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
+  const { all: allPaths, list: pathList, at: jsonAt } = pathRegistry(def);
+  // CSV and parquet rows with top-level paths are read as columns; everything else goes through JSON.
+  const direct = (def.format === 'csv' || def.format === 'parquet') && allPaths.every((p) => COLUMN_PATH.test(p));
+  let columns: string[] = [];
+  if (direct) {
+    const reader = await tabularReader(conn, def, files);
+    columns = reader.columns;
+    await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${reader.sql}`);
+  } else {
+    await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
+  }
+  const column = (p: string) => {
+    const name = COLUMN_PATH.exec(p)![1]!;
+    return columns.includes(name) ? quotedIdentifier(`c:${name}`) : 'NULL::VARCHAR';
+  };
+  const extract = direct
+    ? (p: string | string[]) => {
+        const xs = paths(p).map(column);
+        return xs.length === 1 ? xs[0]! : `coalesce(${xs.join(', ')})`;
+      }
+    : jsonAt;
+  // The record as quarantine shows it: the JSON text as read, or the row's columns as a JSON object.
+  const rawSql = direct
+    ? `to_json(struct_pack(${columns.map((c) => `${quotedIdentifier(c)} := ${quotedIdentifier(`c:${c}`)}`).join(', ')}))::VARCHAR`
+    : 'raw';
+  const rawCols = direct ? columns.map((c) => quotedIdentifier(`c:${c}`)).join(', ') : 'raw';
 
   const identityForm = def.identity
     .map((id) => {
@@ -140,32 +198,37 @@ export async function cleanSource(
     })
     .join(', ');
 
-  const xSql = `
+  const xSql = direct
+    ? `SELECT source_file, line_no, ${rawCols}, true AS is_object,
+      ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
+      ${extract(ts.path)} AS ts_raw,
+      coalesce(${identityForm}) AS identity_form
+    FROM ${t('raw')}`
+    : `
     WITH r AS (
       SELECT source_file, line_no, raw,
-        ${tabular ? 'raw' : `CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END`} AS j
+        CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END AS j
       FROM ${t('raw')}
     ),
     e AS (SELECT source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
-    SELECT source_file, line_no, raw, j,
+    SELECT source_file, line_no, raw, j IS NOT NULL AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
     FROM e`;
 
-  const iso = `'^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)?$'`;
-  const offsetRe = `'([+-])(\\d{2}):?(\\d{2})?$'`;
-  const tsSql = ts.format
-    ? `timezone(${quotedString(ts.timezone)}, try_strptime(trim(ts_raw), ${quotedString(ts.format)}))`
-    : `CASE WHEN NOT regexp_matches(trim(ts_raw), ${iso}) THEN NULL
-            WHEN regexp_matches(trim(ts_raw), '(Z|[+-]\\d{2}(:?\\d{2})?)$') THEN try_cast(trim(ts_raw) AS TIMESTAMPTZ)
-            ELSE timezone(${quotedString(ts.timezone)}, try_cast(trim(ts_raw) AS TIMESTAMP)) END`;
-  const explicitOffset = ts.format
-    ? 'NULL::INTEGER'
-    : `CASE WHEN regexp_matches(trim(ts_raw), '[+-]\\d{2}(:?\\d{2})?$') AND regexp_matches(trim(ts_raw), ${iso})
-            THEN (CASE WHEN regexp_extract(trim(ts_raw), ${offsetRe}, 1) = '-' THEN -1 ELSE 1 END) *
-                 (CAST(regexp_extract(trim(ts_raw), ${offsetRe}, 2) AS INTEGER) * 60 +
-                  coalesce(try_cast(regexp_extract(trim(ts_raw), ${offsetRe}, 3) AS INTEGER), 0)) END`;
+  // Time: one regular expression splits an ISO 8601 value into local part and zone; explicit offsets are applied by
+  // arithmetic, and only zone-less values go through the time-zone database. ts_utc is a UTC TIMESTAMP.
+  const tz = quotedString(ts.timezone);
+  const toUtc = (local: string) => (ts.timezone === 'UTC' ? local : `timezone('UTC', timezone(${tz}, ${local}))`);
+  const isoRe = `'^(\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(?::\\d{2}(?:\\.\\d+)?)?)(Z|([+-])(\\d{2}):?(\\d{2})?)?$'`;
+  const timeCte = ts.format
+    ? `SELECT x.*, try_strptime(trim(ts_raw), ${quotedString(ts.format)}) AS ts_local, NULL::INTEGER AS explicit_offset FROM x`
+    : `SELECT x.*, try_cast(nullif(p.base, '') AS TIMESTAMP) AS ts_local,
+        CASE WHEN p.zone = 'Z' THEN 0 WHEN p.sign <> '' THEN (CASE WHEN p.sign = '-' THEN -1 ELSE 1 END) *
+          (CAST(p.hh AS INTEGER) * 60 + coalesce(try_cast(nullif(p.mm, '') AS INTEGER), 0)) END AS explicit_offset
+      FROM (SELECT *, regexp_extract(trim(ts_raw), ${isoRe}, ['base', 'zone', 'sign', 'hh', 'mm']) AS p FROM x) x`;
+  const tsUtcSql = `CASE WHEN explicit_offset IS NOT NULL THEN ts_local - to_minutes(explicit_offset) ELSE ${toUtc('ts_local')} END`;
 
   const courseSql = def.course
     ? def.course.pattern
@@ -176,19 +239,20 @@ export async function cleanSource(
   const typedSql = `
     SELECT x.*,
       ${fields.map(([name, f]) => `${typed(name, f)} AS ${quotedIdentifier(name)}`).join(',\n      ')}${fields.length ? ',' : ''}
-      ${tsSql} AS ts,
-      ${explicitOffset} AS explicit_offset,
+      ${tsUtcSql} AS ts_utc,
       i.student_key,
       ${courseSql} AS course_id
-    FROM x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`;
+    FROM t0 x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`;
 
   // The contract: the first failing rule names the row's quarantine reason and field.
   const checks: { rule: Rule; when: string; field: string; reason: string }[] = [
     {
       rule: 'invalid_json',
-      when: 'j IS NULL',
+      when: 'NOT is_object',
       field: "'(record)'",
-      reason: `CASE WHEN coalesce(json_valid(raw), false) THEN 'record is not a JSON object' ELSE 'record is not valid JSON' END`,
+      reason: direct
+        ? "'record is not readable'"
+        : `CASE WHEN coalesce(json_valid(raw), false) THEN 'record is not a JSON object' ELSE 'record is not valid JSON' END`,
     },
   ];
   const shown = (name: string, f: FieldDefinition) =>
@@ -251,13 +315,13 @@ export async function cleanSource(
     },
     {
       rule: 'malformed_timestamp',
-      when: 'ts IS NULL',
+      when: 'ts_utc IS NULL',
       field: "'timestamp'",
       reason: `'timestamp ' || to_json(left(ts_raw, 80))::VARCHAR || ' is not ${ts.format ? `in the format ${ts.format}` : 'an ISO 8601 date-time'}'`,
     },
     {
       rule: 'future_timestamp',
-      when: `ts > ${quotedString(ctx.futureBound)}::TIMESTAMPTZ`,
+      when: `ts_utc > CAST(${quotedString(ctx.futureBound)}::TIMESTAMPTZ AT TIME ZONE 'UTC' AS TIMESTAMP)`,
       field: "'timestamp'",
       reason: `'timestamp ' || ts_raw || ' is after the landing day plus the allowed skew'`,
     },
@@ -274,7 +338,7 @@ export async function cleanSource(
       when: `EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key)
         AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key
           AND (typed_row.course_id IS NULL OR e.course_id = typed_row.course_id)
-          AND CAST(typed_row.ts AS DATE) BETWEEN e.start_date - 1 AND e.end_date + 1)`,
+          AND CAST(typed_row.ts_utc AS DATE) BETWEEN e.start_date - 1 AND e.end_date + 1)`,
       field: "'timestamp'",
       reason: `'timestamp ' || ts_raw || ' is outside the student''s enrolment'`,
     });
@@ -284,14 +348,23 @@ export async function cleanSource(
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
   // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
-  const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
+  const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
   // One pass: extract, type, resolve, check; then rank duplicates among valid rows.
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
     WITH x AS (${xSql}),
+    t0 AS (${timeCte}),
     typed AS (${typedSql}),
     checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
-    keyed AS MATERIALIZED (SELECT *, ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule, ${eventKey} AS event_key FROM checked),
+    -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
+    keyed AS MATERIALIZED (
+      SELECT source_file, line_no, ${rawCols},
+        ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
+        coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
+        student_key, course_id,
+        ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
+        ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key
+      FROM checked),
     -- Duplicates are rare: rank only the keys that occur more than once instead of sorting every row.
     repeated AS (SELECT event_key FROM keyed WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
     ranked_repeats AS (
@@ -330,20 +403,15 @@ export async function cleanSource(
     await conn.run(`DROP TABLE ${quotedIdentifier(maskTable)}`);
   }
   const outputFields = fields.map(([name]) => quotedIdentifier(name));
-  const offsetSql = ts.format
-    ? `CAST(round((epoch(try_strptime(trim(ts_raw), ${quotedString(ts.format)})) - epoch(ts)) / 60) AS INTEGER)`
-    : `coalesce(explicit_offset, CAST(round((epoch(CAST(ts AT TIME ZONE ${quotedString(ts.timezone)} AS TIMESTAMP)) - epoch(ts)) / 60) AS INTEGER))`;
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('clean')} AS
-    SELECT event_key AS event_id, student_key, course_id,
-      CAST(ts AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts_utc,
-      ${offsetSql} AS ts_offset_minutes,
-      CAST(ts AT TIME ZONE 'UTC' AS DATE) AS event_date,
+    SELECT event_key AS event_id, student_key, course_id, ts_utc, ts_offset_minutes,
+      CAST(ts_utc AS DATE) AS event_date,
       DATE ${quotedString(ctx.date)} AS landed_date,
       ${outputFields.join(', ')}${outputFields.length ? ',' : ''}
       source_file, line_no AS source_line
     FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1`);
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('quarantine')} AS
-    SELECT source_file, line_no, rule, ${fieldCase} AS field, ${reasonCase} AS reason, raw
+    SELECT source_file, line_no, rule, field, reason, ${rawSql} AS raw
     FROM ${t('ranked')} WHERE rule IS NOT NULL`);
 
   const c = (
@@ -351,7 +419,7 @@ export async function cleanSource(
         count(*) FILTER (WHERE rule IS NULL AND occurrence = 1) AS accepted,
         count(*) FILTER (WHERE rule IS NULL AND occurrence > 1) AS duplicates,
         count(*) FILTER (WHERE rule IS NOT NULL) AS quarantined,
-        count(*) FILTER (WHERE ${def.termCheck ? 'true' : 'false'} AND rule IS NULL AND occurrence = 1 AND CAST(ts AT TIME ZONE 'UTC' AS DATE) < DATE ${quotedString(ctx.date)}) AS late
+        count(*) FILTER (WHERE ${def.termCheck ? 'true' : 'false'} AND rule IS NULL AND occurrence = 1 AND CAST(ts_utc AS DATE) < DATE ${quotedString(ctx.date)}) AS late
       FROM ${t('ranked')}`)
   ).getRowObjects()[0]!;
   const byRule: Record<string, number> = {};

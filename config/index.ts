@@ -81,6 +81,37 @@ export const configSchema = z.object({
     duckdbThreads: z.coerce.number().int().min(1).max(256),
     duckdbMemoryLimit: z.string().regex(/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'must be a size such as 2GB'),
   }),
+  embeddings: z.object({
+    /** A folder holding the verified model files instead of the cache (machines that cannot run pip). */
+    modelDir: z.string().optional(),
+    /** onnxruntime intra-op threads of the inference worker (spinning off). */
+    threads: z.coerce.number().int().min(1).max(64),
+    /** Texts per inference batch (padded to the longest in the batch). */
+    batchSize: z.coerce.number().int().min(1).max(1024),
+  }),
+  models: z.object({
+    /** Student-days a student needs in the lookback to be scored or segmented; fewer is "not enough data". */
+    minActiveDays: z.coerce.number().int().min(0).max(28),
+    /** Range of k tried for k-means; the best silhouette wins. */
+    kMin: z.coerce.number().int().min(2).max(50),
+    kMax: z.coerce.number().int().min(2).max(50),
+    /** Recall the risk threshold is set for on the holdout. */
+    targetRecall: z.coerce.number().min(0.05).max(1),
+    /** Days before the outcome that the risk model predicts from. */
+    horizonDays: z.coerce.number().int().min(0).max(365),
+    /** Drift: a feature drifts when its PSI exceeds this; the nightly run retrains when any top feature does. */
+    psiThreshold: z.coerce.number().min(0).max(10),
+    /** Drift on text and behaviour embeddings (MMD², RBF kernel) above this also counts. */
+    mmdThreshold: z.coerce.number().min(0).max(10),
+    /** A model older than this many days is retrained even without drift. */
+    maxAgeDays: z.coerce.number().int().min(1).max(3650),
+    /** A challenger is promoted unless its PR-AUC is worse than the champion's by more than this. */
+    promoteTolerance: z.coerce.number().min(0).max(1),
+    /** Sensitive attribute for fairness audits (a roster demographic column). */
+    sensitiveAttribute: z.enum(['gender', 'age_band', 'first_generation']),
+    /** Weight of the demographic-parity penalty when choosing among k-means restarts (0: off). */
+    fairnessWeight: z.coerce.number().min(0).max(10),
+  }),
   /** Keyed-HMAC secret for pseudonymous student keys. From env only. */
   pseudonymKey: z.string().min(16, 'must be at least 16 characters (EDLAKE_PSEUDONYM_KEY)'),
   /** Test-only fault injection: hold an activity before it starts, e.g. {"buildSilverTables": 30000}. */
@@ -157,6 +188,20 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_DUCKDB_THREADS: 'pipeline.duckdbThreads',
   EDLAKE_DUCKDB_MEMORY_LIMIT: 'pipeline.duckdbMemoryLimit',
   EDLAKE_PSEUDONYM_KEY: 'pseudonymKey',
+  EDLAKE_MODEL_DIR: 'embeddings.modelDir',
+  EDLAKE_EMBEDDING_THREADS: 'embeddings.threads',
+  EDLAKE_EMBEDDING_BATCH_SIZE: 'embeddings.batchSize',
+  EDLAKE_MIN_ACTIVE_DAYS: 'models.minActiveDays',
+  EDLAKE_K_MIN: 'models.kMin',
+  EDLAKE_K_MAX: 'models.kMax',
+  EDLAKE_TARGET_RECALL: 'models.targetRecall',
+  EDLAKE_HORIZON_DAYS: 'models.horizonDays',
+  EDLAKE_PSI_THRESHOLD: 'models.psiThreshold',
+  EDLAKE_MMD_THRESHOLD: 'models.mmdThreshold',
+  EDLAKE_MODEL_MAX_AGE_DAYS: 'models.maxAgeDays',
+  EDLAKE_PROMOTE_TOLERANCE: 'models.promoteTolerance',
+  EDLAKE_SENSITIVE_ATTRIBUTE: 'models.sensitiveAttribute',
+  EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
 };
 
 function defaults(home: string, env: Env): Record<string, unknown> {
@@ -184,6 +229,20 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       sessionGapMinutes: 30,
       duckdbThreads: 2,
       duckdbMemoryLimit: '4GB',
+    },
+    embeddings: { threads: 2, batchSize: 32 },
+    models: {
+      minActiveDays: 3,
+      kMin: 2,
+      kMax: 8,
+      targetRecall: 0.8,
+      horizonDays: 28,
+      psiThreshold: 0.25,
+      mmdThreshold: 0.05,
+      maxAgeDays: 30,
+      promoteTolerance: 0.01,
+      sensitiveAttribute: 'gender',
+      fairnessWeight: 0,
     },
     pseudonymKey: DEV_PSEUDONYM_KEY,
     faults: { holdMs: {} },

@@ -113,7 +113,11 @@ async function tabularReader(
   const columns = [...new Set(perFile.flatMap((p) => p.cols))];
   const sql = perFile
     .map(
-      ({ f, src, cols }) => `SELECT ${quotedString(f.key)} AS source_file, row_number() OVER () ${def.format === 'csv' ? '+ 1 ' : ''}AS line_no,
+      ({
+        f,
+        src,
+        cols,
+      }) => `SELECT ${quotedString(f.key)} AS source_file, row_number() OVER () ${def.format === 'csv' ? '+ 1 ' : ''}AS line_no,
         ${columns.map((c) => `${cols.includes(c) ? `CAST(t.${quotedIdentifier(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${quotedIdentifier(`c:${c}`)}`).join(', ')}
       FROM ${src} t`,
     )

@@ -105,21 +105,34 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .option('--days <n>', 'number of days', int('days'), 7)
     .option('--start <date>', 'first day, YYYY-MM-DD', '2026-09-14')
     .option('--seed <n>', 'random seed', int('seed'), 42)
+    .option('--drift-day <k>', 'shift behaviour from this day index on (0 = first day)', int('drift-day'))
     .option('--json', 'print the expected counts as JSON')
-    .action(async (o: { out: string; students: number; days: number; start: string; seed: number; json?: boolean }) => {
-      const bar = progressBar('generate', o.days);
-      let res;
-      try {
-        res = await generate({ ...o, onProgress: (d) => bar?.update(d, { unit: 'days' }) });
-      } catch (err) {
-        throw new CliError((err as Error).message, EXIT.usage);
-      } finally {
-        bar?.stop();
-      }
-      if (o.json) json(res.expected);
-      else
-        print(`wrote ${res.files.length} files for ${res.students} students over ${res.dates.length} days to ${o.out}`);
-    });
+    .action(
+      async (o: {
+        out: string;
+        students: number;
+        days: number;
+        start: string;
+        seed: number;
+        driftDay?: number;
+        json?: boolean;
+      }) => {
+        const bar = progressBar('generate', o.days);
+        let res;
+        try {
+          res = await generate({ ...o, onProgress: (d) => bar?.update(d, { unit: 'days' }) });
+        } catch (err) {
+          throw new CliError((err as Error).message, EXIT.usage);
+        } finally {
+          bar?.stop();
+        }
+        if (o.json) json(res.expected);
+        else
+          print(
+            `wrote ${res.files.length} files for ${res.students} students over ${res.dates.length} days to ${o.out}`,
+          );
+      },
+    );
 
   program
     .command('ingest')

@@ -8,7 +8,7 @@ import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
 /** Bumped when the generator's output changes, so a stale demo drop is written anew. */
-export const GENERATOR_VERSION = 3;
+export const GENERATOR_VERSION = 4;
 
 export interface GenerateOptions {
   out: string;
@@ -17,8 +17,42 @@ export interface GenerateOptions {
   start: string;
   seed: number;
   knobs?: GeneratorKnobs;
+  /**
+   * From this day index on (0 = first day), behaviour shifts: engagement falls, practice gives way to video, and forum
+   * posts turn to technical trouble. Drift detection must notice; without it, none.
+   */
+  driftDay?: number;
   onProgress?: (done: number, total: number) => void;
 }
+
+/**
+ * Planted behaviour segments: each student follows one persona, which scales how much of each modality they use.
+ * The segmentation is expected to recover them.
+ */
+export const PERSONAS = {
+  practicer: { engagement: [0.6, 1], xapi: 1.2, caliper: 0.8, lmsCsv: 2.2, video: 0.25, forum: 0.1, assessment: 1.2 },
+  watcher: { engagement: [0.5, 0.9], xapi: 0.5, caliper: 1.6, lmsCsv: 0.35, video: 3, forum: 0.2, assessment: 0.8 },
+  socialiser: { engagement: [0.5, 0.9], xapi: 0.9, caliper: 1, lmsCsv: 0.7, video: 0.6, forum: 5, assessment: 1 },
+  disengaged: { engagement: [0.1, 0.3], xapi: 0.4, caliper: 0.4, lmsCsv: 0.3, video: 0.3, forum: 0.2, assessment: 0.5 },
+} as const;
+export type Persona = keyof typeof PERSONAS;
+
+const FORUM_PHRASES = [
+  'I am stuck on problem {n}, can someone explain the second step?',
+  'Great lecture today, the worked example on week {n} really helped.',
+  'Does anyone want to form a study group before the quiz?',
+  'I think the answer to exercise {n} uses the chain rule, not substitution.',
+  'Thanks for the notes, they cleared up my confusion about the proof.',
+  'Here is my summary of chapter {n} for anyone who missed class.',
+  'How much time do you usually spend on the practice problems?',
+  'Can we get more examples like the one in the recorded session?',
+];
+const DRIFT_PHRASES = [
+  'The video player keeps freezing and I cannot finish lecture {n}.',
+  'I cannot log in to the quiz page, it shows an error every time.',
+  'My submission for assignment {n} disappeared after the upload failed.',
+  'The new platform is so slow that I gave up on the exercises.',
+];
 
 /** The quarantine rule each injected defect must end under. */
 export const DEFECT_RULES: Partial<Record<DefectKind | 'truncatedFiles', string>> = {
@@ -47,6 +81,8 @@ export interface GenerateResult {
   /** Per landing date and source: what silver must find. */
   expected: Record<string, Record<string, ExpectedCounts>>;
   term: { start: string; end: string };
+  /** The planted truth models are evaluated against: each student's persona (by roster id) and the drift day. */
+  planted: { personas: Record<string, Persona>; driftDay: number | null };
 }
 
 interface Student {
@@ -63,6 +99,7 @@ interface Student {
   consent: boolean;
   engagement: number;
   ability: number;
+  persona: Persona;
 }
 
 type Rec = Record<string, unknown>;
@@ -148,9 +185,12 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       program: pick(knobs.programs),
       course: pick(knobs.courses),
       consent: rand() < 0.9,
-      engagement: 0.2 + 0.8 * rand(),
+      engagement: 0,
       ability: 0.2 + 0.75 * rand(),
+      persona: pick(Object.keys(PERSONAS) as Persona[]),
     });
+    const [lo, hi] = PERSONAS[students.at(-1)!.persona].engagement;
+    students.at(-1)!.engagement = lo + (hi - lo) * rand();
   }
 
   const files: string[] = [];
@@ -321,13 +361,18 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const sensorRows: Rec[] = [];
     let forumPersonal = 0;
 
-    for (const s of students) {
+    const drifted = opts.driftDay !== undefined && d >= opts.driftDay;
+    for (const s0 of students) {
+      const p = PERSONAS[s0.persona];
+      // After the drift day everyone engages less, practises less and watches more.
+      const s = drifted ? { ...s0, engagement: s0.engagement * 0.5, ability: s0.ability * 0.7 } : s0;
+      const m = drifted ? { ...p, lmsCsv: p.lmsCsv * 0.3, video: p.video * 2, forum: p.forum * 2 } : p;
       if (rand() > knobs.activeDayShare * (0.5 + s.engagement / 2)) continue;
       let t = dayStart + (7 + Math.floor(rand() * 12)) * 3_600_000 + Math.floor(rand() * 3_600_000);
       const sessionStart = t;
       const quiz = faker.number.int({ min: 1, max: 30 });
       const courseIri = `${LMS}/course/${s.course}`;
-      const n = Math.max(1, Math.round(knobs.perActiveDay.xapi * s.engagement * (0.5 + rand())));
+      const n = Math.max(1, Math.round(knobs.perActiveDay.xapi * m.xapi * s.engagement * (0.5 + rand())));
       for (let k = 0; k < n; k++) {
         t += Math.floor(rand() * (rand() < 0.1 ? 90 : 8) * 60_000) + 5_000;
         if (t >= dayStart + DAY_MS - 3_600_000) break;
@@ -361,7 +406,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         recs.xapi!.push(stmt);
       }
-      const nc = Math.max(1, Math.round(knobs.perActiveDay.caliper * s.engagement * (0.5 + rand())));
+      const nc = Math.max(1, Math.round(knobs.perActiveDay.caliper * m.caliper * s.engagement * (0.5 + rand())));
       let ct = sessionStart - 120_000;
       for (let k = 0; k < nc; k++) {
         ct += 30_000 + Math.floor(rand() * 300_000);
@@ -401,7 +446,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           ev.generated = { type: 'Score', scoreGiven: Math.round(s.ability * 10 * (0.5 + rand())) };
         recs.caliper!.push(ev);
       }
-      const nl = Math.max(1, Math.round(knobs.perActiveDay.lmsCsv * s.engagement * (0.5 + rand())));
+      const nl = Math.max(1, Math.round(knobs.perActiveDay.lmsCsv * m.lmsCsv * s.engagement * (0.5 + rand())));
       let lt = sessionStart + 60_000;
       for (let k = 0; k < nl; k++) {
         lt += 20_000 + Math.floor(rand() * 240_000);
@@ -416,7 +461,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           __ms: lt,
         });
       }
-      if (rand() < knobs.assessmentShare) {
+      if (rand() < Math.min(1, knobs.assessmentShare * m.assessment)) {
         const sub = t + 600_000;
         const dueOffset = rand() < 0.7 ? 2 : -1;
         recs.assessments!.push({
@@ -430,7 +475,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           __ms: sub,
         });
       }
-      if (rand() < knobs.videoShare) {
+      if (rand() < Math.min(1, knobs.videoShare * m.video)) {
         const media = `${courseIri}/lecture/${1 + (d % 12)}`;
         const dur = 600;
         let vt = t + 60_000;
@@ -464,8 +509,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         }
         if (pos >= dur) push('ended');
       }
-      if (rand() < knobs.forumShare) {
-        let text = faker.lorem.sentences({ min: 1, max: 3 });
+      if (rand() < Math.min(1, knobs.forumShare * m.forum)) {
+        const bank = drifted ? DRIFT_PHRASES : FORUM_PHRASES;
+        let text = Array.from({ length: 1 + Math.floor(rand() * 2) }, () =>
+          pick(bank).replace('{n}', String(1 + Math.floor(rand() * 20))),
+        ).join(' ');
         if (rand() < knobs.defects.personalDataInText) {
           const other = pick(students);
           text += pick([
@@ -645,11 +693,22 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     files,
     expected,
     term: { start: termStart, end: termEnd },
+    planted: { personas: Object.fromEntries(students.map((x) => [x.id, x.persona])), driftDay: opts.driftDay ?? null },
   };
   writeFileSync(
     join(opts.out, '_generator.json'),
     JSON.stringify(
-      { options: { students: opts.students, days: opts.days, start: opts.start, seed: opts.seed }, knobs, ...result },
+      {
+        options: {
+          students: opts.students,
+          days: opts.days,
+          start: opts.start,
+          seed: opts.seed,
+          driftDay: opts.driftDay,
+        },
+        knobs,
+        ...result,
+      },
       null,
       2,
     ),

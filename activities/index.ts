@@ -1,5 +1,6 @@
 import { createBronzeActivities } from './bronze.js';
 import type { ActivityDeps } from './context.js';
+import { createEmbeddingActivities } from './embeddings/index.js';
 import { createGoldActivities } from './gold.js';
 import { createSilverActivities } from './silver/index.js';
 import { createTimelineActivities } from './timeline.js';
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSilverActivities(deps),
     ...createTimelineActivities(deps),
     ...createGoldActivities(deps),
+    ...createEmbeddingActivities(deps),
   };
 }
 

@@ -107,6 +107,8 @@ export const configSchema = z.object({
     maxAgeDays: z.coerce.number().int().min(1).max(3650),
     /** A challenger is promoted unless its PR-AUC is worse than the champion's by more than this. */
     promoteTolerance: z.coerce.number().min(0).max(1),
+    /** Risk model: class-weighted logistic regression (explainable default) or a random forest. */
+    riskAlgorithm: z.enum(['logistic', 'random_forest']),
     /** Sensitive attribute for fairness audits (a roster demographic column). */
     sensitiveAttribute: z.enum(['gender', 'age_band', 'first_generation']),
     /** Weight of the demographic-parity penalty when choosing among k-means restarts (0: off). */
@@ -201,6 +203,7 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_MODEL_MAX_AGE_DAYS: 'models.maxAgeDays',
   EDLAKE_PROMOTE_TOLERANCE: 'models.promoteTolerance',
   EDLAKE_SENSITIVE_ATTRIBUTE: 'models.sensitiveAttribute',
+  EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
 };
 
@@ -241,6 +244,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       mmdThreshold: 0.05,
       maxAgeDays: 30,
       promoteTolerance: 0.01,
+      riskAlgorithm: 'logistic',
       sensitiveAttribute: 'gender',
       fairnessWeight: 0,
     },

@@ -80,7 +80,10 @@ async function vectorsTable(
   dim: number,
 ): Promise<void> {
   const path = join(dir, `${name}.jsonl`);
-  await writeFile(path, rows.map((r) => JSON.stringify({ content_hash: r.hash, vector: Array.from(r.vector) })).join('\n') + '\n');
+  await writeFile(
+    path,
+    rows.map((r) => JSON.stringify({ content_hash: r.hash, vector: Array.from(r.vector) })).join('\n') + '\n',
+  );
   await conn.run(
     rows.length
       ? `CREATE OR REPLACE TEMP TABLE ${name} AS SELECT content_hash, CAST(vector AS FLOAT[${dim}]) AS vector
@@ -136,7 +139,9 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
               const byHash = new Map(hashes.map((h, i) => [h, texts[i]!]));
 
               // The cache: the latest earlier night's partition.
-              const earlier = (await deps.lake.listPartitions('gold', 'embedding_cache')).filter((d) => d < input.date).at(-1);
+              const earlier = (await deps.lake.listPartitions('gold', 'embedding_cache'))
+                .filter((d) => d < input.date)
+                .at(-1);
               const cached = new Map<string, number[]>();
               if (earlier) {
                 const files = (await deps.lake.localFiles('gold', 'embedding_cache', earlier)).paths;
@@ -168,7 +173,9 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
               ];
               await vectorsTable(conn, dir, 'vectors', rows, dim);
               const tokens = new Map(missing.map((h, i) => [h, fresh.tokens[i]!]));
-              await conn.run(`CREATE OR REPLACE TEMP TABLE hashes (text VARCHAR, content_hash VARCHAR, tokens INTEGER)`);
+              await conn.run(
+                `CREATE OR REPLACE TEMP TABLE hashes (text VARCHAR, content_hash VARCHAR, tokens INTEGER)`,
+              );
               const app = await conn.createAppender('hashes', 'main', 'temp');
               for (const [h, t] of byHash) {
                 app.appendVarchar(t);
@@ -207,7 +214,8 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
                   orderBy: 'content_hash',
                 }),
               ];
-              for (const t of ['posts', 'behaviour', 'vectors', 'hashes', 'wanted']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
+              for (const t of ['posts', 'behaviour', 'vectors', 'hashes', 'wanted'])
+                await conn.run(`DROP TABLE IF EXISTS ${t}`);
               return {
                 partitions,
                 texts: partitions[0]!.rowCount,

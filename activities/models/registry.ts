@@ -71,7 +71,10 @@ export class ModelRegistry {
     const taken = all.map((p) => Number(/\/v(\d+)\/$/.exec(p)?.[1] ?? 0));
     const version = Math.max(0, ...taken) + 1;
     await this.store.putBytes(`${dir(card.name, version)}artifact.json`, JSON.stringify(artifact));
-    await this.store.putBytes(`${dir(card.name, version)}card.json`, JSON.stringify({ ...card, version, key }, null, 2));
+    await this.store.putBytes(
+      `${dir(card.name, version)}card.json`,
+      JSON.stringify({ ...card, version, key }, null, 2),
+    );
     return version;
   }
 
@@ -80,7 +83,10 @@ export class ModelRegistry {
     if (!card) throw new Error(`model ${name} v${version} does not exist`);
     await this.store.putBytes(`${dir(name, version)}card.json`, JSON.stringify({ ...card, decision }, null, 2));
     if (decision.promoted) {
-      await this.store.putBytes(`models/${name}/current.json`, JSON.stringify({ version, promotedAt: decision.decidedAt }));
+      await this.store.putBytes(
+        `models/${name}/current.json`,
+        JSON.stringify({ version, promotedAt: decision.decidedAt }),
+      );
     }
   }
 }

@@ -104,7 +104,7 @@ export function rocAuc(score: ArrayLike<number>, y: ArrayLike<number>): number {
   const idx = Array.from({ length: y.length }, (_, i) => i).sort((a, b) => score[a]! - score[b]!);
   let pos = 0;
   let rankSum = 0;
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && score[idx[j + 1]!] === score[idx[i]!]) j++;
     const rank = (i + j) / 2 + 1;
@@ -175,7 +175,13 @@ export function precisionAtK(score: ArrayLike<number>, y: ArrayLike<number>, k: 
 
 /** Reliability table in equal-width bins, and the Brier score. */
 export function calibration(score: ArrayLike<number>, y: ArrayLike<number>, bins = 10) {
-  const rows = Array.from({ length: bins }, (_, b) => ({ from: b / bins, to: (b + 1) / bins, n: 0, predicted: 0, observed: 0 }));
+  const rows = Array.from({ length: bins }, (_, b) => ({
+    from: b / bins,
+    to: (b + 1) / bins,
+    n: 0,
+    predicted: 0,
+    observed: 0,
+  }));
   let brier = 0;
   for (let i = 0; i < y.length; i++) {
     const b = rows[Math.min(bins - 1, Math.floor(score[i]! * bins))]!;
@@ -186,9 +192,7 @@ export function calibration(score: ArrayLike<number>, y: ArrayLike<number>, bins
   }
   return {
     brier: brier / Math.max(1, y.length),
-    bins: rows
-      .filter((r) => r.n)
-      .map((r) => ({ ...r, predicted: r.predicted / r.n, observed: r.observed / r.n })),
+    bins: rows.filter((r) => r.n).map((r) => ({ ...r, predicted: r.predicted / r.n, observed: r.observed / r.n })),
   };
 }
 
@@ -249,7 +253,8 @@ export function mmd2(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
   if (a.length < 2 || b.length < 2) return 0;
   const pooled = [...a, ...b];
   const ds: number[] = [];
-  for (let i = 0; i < pooled.length; i += 3) for (let j = i + 1; j < pooled.length; j += 7) ds.push(sqDist(pooled[i]!, pooled[j]!));
+  for (let i = 0; i < pooled.length; i += 3)
+    for (let j = i + 1; j < pooled.length; j += 7) ds.push(sqDist(pooled[i]!, pooled[j]!));
   ds.sort((p, q) => p - q);
   const gamma = 1 / Math.max(ds[Math.floor(ds.length / 2)] ?? 1, 1e-12);
   const k = (p: ArrayLike<number>, q: ArrayLike<number>) => Math.exp(-gamma * sqDist(p, q));

@@ -17,6 +17,8 @@ export const SEARCH_ATTRIBUTES = {
   EdlakeStage: 'Keyword',
   EdlakeRows: 'Int',
   EdlakeQuarantined: 'Int',
+  EdlakeDrift: 'Bool',
+  EdlakeModelVersion: 'Int',
 } as const;
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -241,7 +243,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       targetRecall: 0.8,
       horizonDays: 28,
       psiThreshold: 0.25,
-      mmdThreshold: 0.05,
+      mmdThreshold: 0.2,
       maxAgeDays: 30,
       promoteTolerance: 0.01,
       riskAlgorithm: 'logistic',

@@ -142,6 +142,37 @@ export async function temporalHealthy(address: string, timeoutMs = 2000): Promis
   }
 }
 
+const INDEXED_TYPES: Record<string, number> = {
+  Text: 1,
+  Keyword: 2,
+  Int: 3,
+  Double: 4,
+  Bool: 5,
+  Datetime: 6,
+  KeywordList: 7,
+};
+
+/**
+ * Registers any of edlake's search attributes the server lacks (a dev server started by an older version knows
+ * fewer of them). Idempotent.
+ */
+export async function ensureSearchAttributes(c: Config): Promise<string[]> {
+  const conn = await Connection.connect({ address: c.temporal.address, connectTimeout: 5000 });
+  try {
+    const have = await conn.operatorService.listSearchAttributes({ namespace: c.temporal.namespace });
+    const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([k]) => !(k in (have.customAttributes ?? {})));
+    if (missing.length) {
+      await conn.operatorService.addSearchAttributes({
+        namespace: c.temporal.namespace,
+        searchAttributes: Object.fromEntries(missing.map(([k, t]) => [k, INDEXED_TYPES[t]!])),
+      });
+    }
+    return missing.map(([k]) => k);
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
 export async function minioHealthy(address: string): Promise<boolean> {
   try {
     const res = await fetch(`http://${address}/minio/health/live`, { signal: AbortSignal.timeout(2000) });
@@ -203,6 +234,8 @@ export async function temporalUp(c: Config, say: Say): Promise<ServiceState> {
   }
   const mine = await readPid(c, 'temporal');
   if (mine && (await temporalHealthy(address))) {
+    const added = await ensureSearchAttributes(c);
+    if (added.length) say(`registered search attributes ${added.join(', ')}`);
     return { name: 'temporal', state: 'running', address, ui: c.temporal.uiUrl, pid: mine.pid, binary: mine.binary };
   }
   if (!mine && (await temporalHealthy(address))) {

@@ -1,6 +1,7 @@
 /** Types shared by workflows, clients and the CLI. No I/O, no Node built-ins: safe inside the workflow sandbox. */
 
-export type Stage = 'queued' | 'bronze' | 'silver' | 'timeline' | 'gold' | 'done' | 'failed';
+export type Stage =
+  'queued' | 'bronze' | 'silver' | 'timeline' | 'gold' | 'embeddings' | 'models' | 'scoring' | 'done' | 'failed';
 
 export interface NightlyPipelineInput {
   /** The partition date, YYYY-MM-DD. */
@@ -20,7 +21,14 @@ export interface NightlyProgress {
     late: number;
     timeline: number;
     gold: number;
+    embedded: number;
+    scored: number;
+    atRisk: number;
   };
+  drift: { drifted: boolean; reasons: string[] } | null;
+  /** Retrain decisions taken tonight, per model. */
+  retrains: { name: string; version: number; promoted: boolean; why: string }[];
+  models: Record<string, number>;
   notes: string[];
 }
 
@@ -32,4 +40,14 @@ export const NIGHTLY_WORKFLOW_PREFIX = 'nightly-';
 
 export function nightlyWorkflowId(date: string): string {
   return `${NIGHTLY_WORKFLOW_PREFIX}${date}`;
+}
+
+export interface RetrainInput {
+  name: 'risk' | 'segments';
+  date: string;
+  reason: string;
+}
+
+export function retrainWorkflowId(name: string, date: string): string {
+  return `retrain-${name}-${date}`;
 }

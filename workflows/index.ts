@@ -1,1 +1,2 @@
 export { nightlyPipeline, progressQuery } from './nightly.js';
+export { retrainModel } from './retrain.js';

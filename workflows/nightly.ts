@@ -1,5 +1,6 @@
 import {
   defineQuery,
+  executeChild,
   log,
   proxyActivities,
   setCurrentDetails,
@@ -9,7 +10,21 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import type { NightlyPipelineInput, NightlyProgress, NightlySummary, Stage } from './contracts.js';
+import {
+  type NightlyPipelineInput,
+  type NightlyProgress,
+  type NightlySummary,
+  retrainWorkflowId,
+  type Stage,
+} from './contracts.js';
+import { retrainModel } from './retrain.js';
+
+/** The innermost message of a failure (activity and child failures wrap the one that says what went wrong). */
+function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
 
 /** Dates from..to inclusive (pure date arithmetic, deterministic). */
 function dateSpan(from: string, to: string): string[] {
@@ -26,6 +41,8 @@ const RunDate = defineSearchAttributeKey('EdlakeRunDate', 'DATETIME');
 const StageAttr = defineSearchAttributeKey('EdlakeStage', 'KEYWORD');
 const Rows = defineSearchAttributeKey('EdlakeRows', 'INT');
 const Quarantined = defineSearchAttributeKey('EdlakeQuarantined', 'INT');
+const Drift = defineSearchAttributeKey('EdlakeDrift', 'BOOL');
+const ModelVersion = defineSearchAttributeKey('EdlakeModelVersion', 'INT');
 
 /** I/O-bound landing: retried often. The summary names the work in the Web UI's event history. */
 function ioActivities(heartbeatSeconds: number, summary: string) {
@@ -62,7 +79,21 @@ export async function nightlyPipeline(
     stage: 'queued',
     stagesDone: [],
     filesLanded: 0,
-    rows: { bronzeFiles: 0, silver: 0, quarantined: 0, duplicates: 0, late: 0, timeline: 0, gold: 0 },
+    rows: {
+      bronzeFiles: 0,
+      silver: 0,
+      quarantined: 0,
+      duplicates: 0,
+      late: 0,
+      timeline: 0,
+      gold: 0,
+      embedded: 0,
+      scored: 0,
+      atRisk: 0,
+    },
+    drift: null,
+    retrains: [],
+    models: {},
     notes: [],
   };
   const partitions: NightlySummary['partitions'] = [];
@@ -79,6 +110,15 @@ export async function nightlyPipeline(
         `- silver rows: ${r.silver}, duplicates: ${r.duplicates}, quarantined: ${r.quarantined}, late: ${r.late}`,
         `- timeline events: ${r.timeline}`,
         `- gold rows: ${r.gold}`,
+        `- embedded: ${r.embedded}; drift: ${progress.drift ? (progress.drift.drifted ? `yes (${progress.drift.reasons.join('; ')})` : 'no') : '—'}`,
+        ...progress.retrains.map(
+          (x) => `- retrained ${x.name} → v${x.version}: ${x.promoted ? 'promoted' : 'kept champion'} (${x.why})`,
+        ),
+        `- scored: ${r.scored}, at risk: ${r.atRisk}; models: ${
+          Object.entries(progress.models)
+            .map(([k, v]) => `${k} v${v}`)
+            .join(', ') || '—'
+        }`,
         ...progress.notes.map((n) => `- note: ${n}`),
       ].join('\n'),
     );
@@ -145,6 +185,61 @@ export async function nightlyPipeline(
     progress.rows.gold = gold.partitions.find((p) => p.date === input.date)?.rowCount ?? 0;
     partitions.push(...gold.partitions);
     progress.stagesDone.push('gold');
+
+    show('embeddings');
+    const emb = await computeActivities(hb, `Embed forum posts and behaviour of ${input.date}`).embedBehaviour({
+      date: input.date,
+      runId,
+      writeId,
+    });
+    progress.rows.embedded = emb.embedded;
+    partitions.push(...emb.partitions);
+    if (emb.truncated) progress.notes.push(`${emb.truncated} behaviour texts cut to the model's token limit`);
+    progress.stagesDone.push('embeddings');
+
+    show('models');
+    const drift = await computeActivities(hb, `Drift of ${input.date} against the training reference`).checkDrift({
+      date: input.date,
+      runId,
+      writeId,
+    });
+    progress.drift = { drifted: drift.drifted, reasons: drift.reasons };
+    if (drift.partition) partitions.push(drift.partition);
+    upsertSearchAttributes([{ key: Drift, value: drift.drifted }]);
+    for (const name of ['risk', 'segments'] as const) {
+      const reason = drift.retrain[name];
+      if (!reason) continue;
+      try {
+        const d = await executeChild(retrainModel, {
+          workflowId: retrainWorkflowId(name, input.date),
+          args: [{ name, date: input.date, reason, heartbeatTimeoutSeconds: hb }],
+          staticSummary: `Retrain ${name} for ${input.date}: ${reason}`,
+        });
+        progress.retrains.push({ name, version: d.version, promoted: d.promoted, why: d.why });
+      } catch (err) {
+        // A model that cannot be trained tonight (e.g. too few labelled students) leaves the champion in place.
+        progress.notes.push(`retrain ${name} failed: ${rootMessage(err)}`);
+      }
+    }
+    progress.stagesDone.push('models');
+
+    show('scoring');
+    try {
+      const scored = await computeActivities(hb, `Risk scores and segments as of ${input.date}`).scoreStudents({
+        date: input.date,
+        runId,
+        writeId,
+      });
+      progress.rows.scored = scored.scored;
+      progress.rows.atRisk = scored.atRisk;
+      progress.models = scored.versions;
+      partitions.push(...scored.partitions);
+      upsertSearchAttributes([{ key: ModelVersion, value: scored.versions.risk }]);
+      progress.stagesDone.push('scoring');
+    } catch (err) {
+      if (!/no champion model/.test(rootMessage(err))) throw err;
+      progress.notes.push('no champion model yet: nothing scored');
+    }
 
     show('done');
     log.info('nightly run complete', { date: input.date, gold: progress.rows.gold });

@@ -238,9 +238,9 @@ export function createModelActivities(deps: ActivityDeps) {
   }
 
   /** Per-student daily measures over the last days, for drift references and checks. */
-  async function dailyMeasures(conn: DuckDBConnection, date: string): Promise<Record<string, number[]>> {
+  async function dailyMeasures(conn: DuckDBConnection, date: string, days: number): Promise<Record<string, number[]>> {
     const paths: string[] = [];
-    for (let k = 0; k < DRIFT_DAYS; k++)
+    for (let k = 0; k < days; k++)
       paths.push(...(await deps.lake.localFiles('silver', 'student_day', addDays(date, -k))).paths);
     const out: Record<string, number[]> = Object.fromEntries(DRIFT_MEASURES.map((m) => [m, []]));
     if (!paths.length) return out;
@@ -254,7 +254,7 @@ export function createModelActivities(deps: ActivityDeps) {
   }
 
   async function driftReference(conn: DuckDBConnection, date: string, students: Student[]): Promise<DriftReference> {
-    const daily = await dailyMeasures(conn, date);
+    const daily = await dailyMeasures(conn, date, DRIFT_DAYS);
     const measures: DriftReference['measures'] = {};
     for (const m of DRIFT_MEASURES) {
       const edges = binEdges(daily[m]!);
@@ -387,7 +387,10 @@ export function createModelActivities(deps: ActivityDeps) {
       let bd = Infinity;
       centroids.forEach((c, k) => {
         const d = c.reduce((s, v, j) => s + (v - r[j]!) ** 2, 0);
-        if (d < bd) ((bd = d), (best = k));
+        if (d < bd) {
+          bd = d;
+          best = k;
+        }
       });
       return best;
     });
@@ -670,7 +673,8 @@ export function createModelActivities(deps: ActivityDeps) {
           const champion = await registry.current('risk');
           if (champion === null) return { date: input.date, drifted: false, reasons: [], retrain };
           const ref = (await registry.artifact<RiskArtifact>('risk', champion)).reference;
-          const daily = await dailyMeasures(conn, input.date);
+          // Tonight's student-days against the reference week: a shift shows on the night it starts.
+          const daily = await dailyMeasures(conn, input.date, 1);
           const rows: { measure: string; psi: number; ks: number; drifted: boolean; mmd?: number }[] =
             DRIFT_MEASURES.map((name) => {
               const r = ref.measures[name]!;

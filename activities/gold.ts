@@ -1,7 +1,6 @@
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan } from '../lake/duck.js';
 import { publishQuery } from '../lake/publish-query.js';
-import { addDays } from '../lake/paths.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 import { MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
@@ -35,9 +34,7 @@ export function createGoldActivities(deps: ActivityDeps) {
             const partitions: PartitionRef[] = [];
             for (const asOf of input.dates) {
               progress({ asOf });
-              const paths: string[] = [];
-              for (let k = 0; k < MAX_LOOKBACK_DAYS; k++)
-                paths.push(...(await deps.lake.localFiles('silver', 'student_day', addDays(asOf, -k))).paths);
+              const paths = await deps.lake.lookbackFiles('silver', 'student_day', asOf, MAX_LOOKBACK_DAYS);
               if (!(await deps.lake.readManifest('silver', 'student_day', asOf))) {
                 throw nonRetryable(
                   ErrorType.MissingPartition,

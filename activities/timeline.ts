@@ -116,7 +116,7 @@ async function alignDate(
       FROM ${parquetScan(paths)} ${only}`);
   }
   // The roster snapshot in force on the date: the latest on or before it.
-  const rosterDate = (await deps.lake.listPartitions('silver', 'enrolments')).filter((x) => x <= date).at(-1);
+  const rosterDate = await deps.lake.latestPartition('silver', 'enrolments', date);
   if (!rosterDate)
     throw nonRetryable(ErrorType.MissingPartition, `no silver/enrolments on or before ${date}; run silver first`);
   const enrol = (await deps.lake.localFiles('silver', 'enrolments', rosterDate)).paths;

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Config, lakeLocation } from '../config/index.js';
 import { generate, GENERATOR_VERSION, type GenerateResult } from '../generator/index.js';
+import { installModel } from '../scripts/model.js';
 import { servicesDown, servicesUp } from '../scripts/services.js';
 import { startWorker } from '../workers/worker.js';
 import type { NightlySummary } from '../workflows/contracts.js';
@@ -19,6 +20,7 @@ export async function runMainJob(
   o: { keep: boolean; students: number; days: number; say: (l: string) => void; print: (l: string) => void },
 ): Promise<void> {
   const t0 = Date.now();
+  await installModel(config, o.say);
   const states = await servicesUp(config, { say: o.say });
   const startedHere = states.filter((s) => s.state === 'started').map((s) => s.name);
   let keepRunning = false;

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import type { Manifest } from './manifest.js';
 
@@ -81,4 +82,28 @@ export function partitionScan(manifest: Manifest | null, paths: string[]): strin
   return `(SELECT a.* EXCLUDE (__layer) FROM (${all}) a
     LEFT JOIN (SELECT __key, max(__layer) AS __top FROM (${top}) GROUP BY __key) o ON o.__key = a.${key}
     WHERE a.__layer = coalesce(o.__top, 0))`;
+}
+
+/**
+ * A temp table from rows computed in JavaScript (scores, drift measures, vectors): written as JSON lines in the work
+ * folder and read back with the given column types, so no row is appended value by value.
+ */
+export async function rowsTable(
+  conn: DuckDBConnection,
+  dir: string,
+  name: string,
+  rows: Record<string, unknown>[],
+  columns: Record<string, string>,
+): Promise<void> {
+  const path = join(dir, `${name}.jsonl`);
+  await writeFile(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const spec = Object.entries(columns).map(([c, t]) => `${quotedString(c)}: ${quotedString(t)}`);
+  await conn.run(
+    rows.length
+      ? `CREATE OR REPLACE TEMP TABLE ${quotedIdentifier(name)} AS SELECT * FROM read_json(${quotedString(path)},
+          columns = {${spec.join(', ')}}, format = 'newline_delimited')`
+      : `CREATE OR REPLACE TEMP TABLE ${quotedIdentifier(name)} (${Object.entries(columns)
+          .map(([c, t]) => `${quotedIdentifier(c)} ${t}`)
+          .join(', ')})`,
+  );
 }

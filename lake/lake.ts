@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js';
 import { LocalObjectStore } from './local-store.js';
 import type { ColumnSpec, Manifest, ManifestFile, PartitionRef } from './manifest.js';
 import {
+  addDays,
   bronzeFileKey,
   dataFileKey,
   datasetPrefix,
@@ -129,6 +130,18 @@ export class Lake {
 
   async listDatasets(layer: Layer): Promise<string[]> {
     return (await this.store.listPrefixes(`${layer}/`)).map((p) => p.slice(layer.length + 1, -1));
+  }
+
+  /** The latest committed partition date of a dataset on or before `date`, if any. */
+  async latestPartition(layer: Layer, dataset: string, date: string): Promise<string | undefined> {
+    return (await this.listPartitions(layer, dataset)).filter((d) => d <= date).at(-1);
+  }
+
+  /** Local paths of the committed partitions of the `days` days ending on `date` (a lookback window). */
+  async lookbackFiles(layer: Layer, dataset: string, date: string, days: number): Promise<string[]> {
+    const paths: string[] = [];
+    for (let k = 0; k < days; k++) paths.push(...(await this.localFiles(layer, dataset, addDays(date, -k))).paths);
+    return paths;
   }
 
   /** Local paths of a committed partition's files, for DuckDB. Empty when the partition does not exist. */

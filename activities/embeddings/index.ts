@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
+import { quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../../lake/manifest.js';
-import { parquetScan, partitionScan } from '../../lake/duck.js';
+import { parquetScan, partitionScan, rowsTable } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
@@ -71,27 +69,6 @@ export function contentHash(modelId: string, text: string): string {
   return createHash('sha256').update(`${modelId}\u0000${text}`).digest('hex').slice(0, 32);
 }
 
-/** Writes rows with vectors as JSON lines that DuckDB reads with the vector typed as FLOAT[dim]. */
-async function vectorsTable(
-  conn: DuckDBConnection,
-  dir: string,
-  name: string,
-  rows: { hash: string; vector: Float32Array | number[] }[],
-  dim: number,
-): Promise<void> {
-  const path = join(dir, `${name}.jsonl`);
-  await writeFile(
-    path,
-    rows.map((r) => JSON.stringify({ content_hash: r.hash, vector: Array.from(r.vector) })).join('\n') + '\n',
-  );
-  await conn.run(
-    rows.length
-      ? `CREATE OR REPLACE TEMP TABLE ${name} AS SELECT content_hash, CAST(vector AS FLOAT[${dim}]) AS vector
-         FROM read_json(${quotedString(path)}, columns = {content_hash: 'VARCHAR', vector: 'FLOAT[]'}, format = 'newline_delimited')`
-      : `CREATE OR REPLACE TEMP TABLE ${name} (content_hash VARCHAR, vector FLOAT[${dim}])`,
-  );
-}
-
 export function createEmbeddingActivities(deps: ActivityDeps) {
   return {
     /**
@@ -138,27 +115,20 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
               const hashes = texts.map((t) => contentHash(encoder.modelId, t));
               const byHash = new Map(hashes.map((h, i) => [h, texts[i]!]));
 
-              // The cache: the latest earlier night's partition.
-              const earlier = (await deps.lake.listPartitions('gold', 'embedding_cache'))
-                .filter((d) => d < input.date)
-                .at(-1);
-              const cached = new Map<string, number[]>();
+              // The cache: the latest earlier night's partition (vector and token count per content hash).
+              const hashRows = [...byHash].map(([content_hash, text]) => ({ content_hash, text }));
+              await rowsTable(conn, dir, 'hashes', hashRows, { content_hash: 'VARCHAR', text: 'VARCHAR' });
+              const earlier = await deps.lake.latestPartition('gold', 'embedding_cache', addDays(input.date, -1));
+              const cached = new Map<string, { vector: number[]; tokens: number }>();
               if (earlier) {
                 const files = (await deps.lake.localFiles('gold', 'embedding_cache', earlier)).paths;
-                const wanted = [...byHash.keys()];
-                await conn.run(`CREATE OR REPLACE TEMP TABLE wanted (h VARCHAR)`);
-                const app = await conn.createAppender('wanted', 'main', 'temp');
-                for (const h of wanted) {
-                  app.appendVarchar(h);
-                  app.endRow();
-                }
-                app.closeSync();
                 for (const r of (
                   await conn.runAndReadAll(
-                    `SELECT content_hash, CAST(vector AS VARCHAR) FROM ${parquetScan(files)} WHERE content_hash IN (SELECT h FROM wanted)`,
+                    `SELECT content_hash, CAST(vector AS VARCHAR), tokens FROM ${parquetScan(files)}
+                     WHERE content_hash IN (SELECT content_hash FROM hashes)`,
                   )
                 ).getRows()) {
-                  cached.set(String(r[0]), JSON.parse(String(r[1])) as number[]);
+                  cached.set(String(r[0]), { vector: JSON.parse(String(r[1])) as number[], tokens: Number(r[2]) });
                 }
               }
               const missing = [...byHash.keys()].filter((h) => !cached.has(h));
@@ -167,25 +137,20 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
                 missing.map((h) => byHash.get(h)!),
                 (done) => progress({ embedded: done, of: missing.length }),
               );
-              const rows = [
-                ...[...cached.entries()].map(([hash, vector]) => ({ hash, vector })),
-                ...missing.map((hash, i) => ({ hash, vector: fresh.vectors[i]! })),
-              ];
-              await vectorsTable(conn, dir, 'vectors', rows, dim);
-              const tokens = new Map(missing.map((h, i) => [h, fresh.tokens[i]!]));
-              await conn.run(
-                `CREATE OR REPLACE TEMP TABLE hashes (text VARCHAR, content_hash VARCHAR, tokens INTEGER)`,
+              await rowsTable(
+                conn,
+                dir,
+                'vectors',
+                [
+                  ...[...cached].map(([content_hash, c]) => ({ content_hash, ...c })),
+                  ...missing.map((content_hash, i) => ({
+                    content_hash,
+                    vector: Array.from(fresh.vectors[i]!),
+                    tokens: fresh.tokens[i]!,
+                  })),
+                ],
+                { content_hash: 'VARCHAR', vector: `FLOAT[${dim}]`, tokens: 'INTEGER' },
               );
-              const app = await conn.createAppender('hashes', 'main', 'temp');
-              for (const [h, t] of byHash) {
-                app.appendVarchar(t);
-                app.appendVarchar(h);
-                const n = tokens.get(h);
-                if (n === undefined) app.appendNull();
-                else app.appendInteger(n);
-                app.endRow();
-              }
-              app.closeSync();
 
               const common = { date: input.date, runId: input.runId, writeId: input.writeId, schemaVersion: 1 };
               const partitions = [
@@ -201,7 +166,7 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
                   ...common,
                   layer: 'gold',
                   dataset: 'behaviour_embeddings',
-                  sql: `SELECT b.student_key, b.course_id, h.content_hash, h.tokens, '${encoder.modelId}' AS model, v.vector
+                  sql: `SELECT b.student_key, b.course_id, h.content_hash, v.tokens, '${encoder.modelId}' AS model, v.vector
                         FROM behaviour b JOIN hashes h ON h.text = b.text JOIN vectors v ON v.content_hash = h.content_hash`,
                   orderBy: 'student_key, course_id',
                   stats: { truncated: fresh.truncated },
@@ -210,12 +175,11 @@ export function createEmbeddingActivities(deps: ActivityDeps) {
                   ...common,
                   layer: 'gold',
                   dataset: 'embedding_cache',
-                  sql: `SELECT content_hash, vector FROM vectors`,
+                  sql: `SELECT content_hash, vector, tokens FROM vectors`,
                   orderBy: 'content_hash',
                 }),
               ];
-              for (const t of ['posts', 'behaviour', 'vectors', 'hashes', 'wanted'])
-                await conn.run(`DROP TABLE IF EXISTS ${t}`);
+              for (const t of ['posts', 'behaviour', 'vectors', 'hashes']) await conn.run(`DROP TABLE IF EXISTS ${t}`);
               return {
                 partitions,
                 texts: partitions[0]!.rowCount,

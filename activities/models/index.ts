@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import { kmeans } from 'ml-kmeans';
 import { PCA } from 'ml-pca';
 import { RandomForestClassifier } from 'ml-random-forest';
 import type { PartitionRef } from '../../lake/manifest.js';
-import { parquetScan } from '../../lake/duck.js';
+import { parquetScan, rowsTable } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
@@ -165,14 +163,13 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
 }
 
-function prepare(students: Student[], features: string[], pre?: Preprocess, transform?: (v: number) => number) {
+function prepare(students: Student[], features: string[], pre?: Preprocess) {
   const idx = features.map((f) => FEATURES.findIndex((x) => x.name === f));
   const raw = students.map((s) => idx.map((i) => s.values[i]!));
   const medians = pre?.medians ?? features.map((_, j) => median(raw.map((r) => r[j]!)));
   const filled: Matrix = raw.map((r) =>
     Float64Array.from(r, (v, j) => {
-      const x = Number.isFinite(v) ? v : medians[j]!;
-      return transform ? transform(x) : x;
+      return Number.isFinite(v) ? v : medians[j]!;
     }),
   );
   const scaler = pre?.scaler ?? fitScaler(filled);
@@ -189,12 +186,16 @@ function reason(feature: string, z: number): string {
   return `${z < 0 ? 'low' : 'high'} ${what}${window}`;
 }
 
+/** At most n items, evenly spaced through the list (deterministic; the lists are ordered by student). */
+function sample<T>(xs: T[], n: number): T[] {
+  const step = Math.max(1, xs.length / n);
+  const out: T[] = [];
+  for (let i = 0; i < xs.length && out.length < n; i += step) out.push(xs[Math.floor(i)]!);
+  return out;
+}
+
 export function createModelActivities(deps: ActivityDeps) {
   const registry = new ModelRegistry(deps.lake.store);
-
-  async function sample<T>(xs: T[], n: number, key: (x: T) => string): Promise<T[]> {
-    return [...xs].sort((a, b) => stableUnit(key(a)) - stableUnit(key(b))).slice(0, n);
-  }
 
   /** Students on a date's gold features, with labels, sensitive group and behaviour embedding. */
   async function loadStudents(
@@ -205,7 +206,7 @@ export function createModelActivities(deps: ActivityDeps) {
     if (!manifest) throw nonRetryable(ErrorType.MissingPartition, `gold/student_features dt=${date} is not committed`);
     const inputs = [`${deps.lake.ref(manifest).uri}#${manifest.writeId}`];
     const attr = deps.config.models.sensitiveAttribute;
-    const demoDate = (await deps.lake.listPartitions('silver', 'student_demographics')).filter((d) => d <= date).at(-1);
+    const demoDate = await deps.lake.latestPartition('silver', 'student_demographics', date);
     const demo = demoDate ? (await deps.lake.localFiles('silver', 'student_demographics', demoDate)).paths : [];
     const outcomeFiles: string[] = [];
     for (const d of await deps.lake.listPartitions('silver', 'outcomes')) {
@@ -239,9 +240,7 @@ export function createModelActivities(deps: ActivityDeps) {
 
   /** Per-student daily measures over the last days, for drift references and checks. */
   async function dailyMeasures(conn: DuckDBConnection, date: string, days: number): Promise<Record<string, number[]>> {
-    const paths: string[] = [];
-    for (let k = 0; k < days; k++)
-      paths.push(...(await deps.lake.localFiles('silver', 'student_day', addDays(date, -k))).paths);
+    const paths = await deps.lake.lookbackFiles('silver', 'student_day', date, days);
     const out: Record<string, number[]> = Object.fromEntries(DRIFT_MEASURES.map((m) => [m, []]));
     if (!paths.length) return out;
     const rows = (
@@ -258,10 +257,10 @@ export function createModelActivities(deps: ActivityDeps) {
     const measures: DriftReference['measures'] = {};
     for (const m of DRIFT_MEASURES) {
       const edges = binEdges(daily[m]!);
-      measures[m] = { edges, shares: binShares(daily[m]!, edges), sample: await sample(daily[m]!, 2000, String) };
+      measures[m] = { edges, shares: binShares(daily[m]!, edges), sample: sample(daily[m]!, 2000) };
     }
     const withEmb = students.filter((s) => s.embedding);
-    const embeddings = (await sample(withEmb, SAMPLE, (s) => s.student_key)).map((s) => s.embedding!);
+    const embeddings = sample(withEmb, SAMPLE).map((s) => s.embedding!);
     return { measures, embeddings };
   }
 
@@ -598,8 +597,7 @@ export function createModelActivities(deps: ActivityDeps) {
       await faultHold(deps, 'decidePromotion');
       return deps.duck.withConnection(async (conn) => {
         const card = (await registry.card(input.name, input.version))!;
-        if (card.decision)
-          return { name: input.name, version: input.version, ...card.decision, champion: card.decision.champion };
+        if (card.decision) return { name: input.name, version: input.version, ...card.decision };
         const champion = await registry.current(input.name);
         const tol = deps.config.models.promoteTolerance;
         let promoted = true;
@@ -682,12 +680,9 @@ export function createModelActivities(deps: ActivityDeps) {
               return { measure: name, psi: p, ks: ks(r.sample, daily[name]!), drifted: p > m.psiThreshold };
             });
           const { students } = await loadStudents(conn, input.date);
-          const now = (
-            await sample(
-              students.filter((s) => s.embedding),
-              SAMPLE,
-              (s) => s.student_key,
-            )
+          const now = sample(
+            students.filter((s) => s.embedding),
+            SAMPLE,
           ).map((s) => s.embedding!);
           const mmd = mmd2(ref.embeddings, now);
           rows.push({ measure: 'behaviour_embedding_mmd2', psi: NaN, ks: NaN, drifted: mmd > m.mmdThreshold, mmd });
@@ -703,20 +698,18 @@ export function createModelActivities(deps: ActivityDeps) {
           if (drifted) {
             for (const name of ['risk', 'segments'] as const) retrain[name] ??= `drift: ${reasons.join('; ')}`;
           }
-          const path = join(dir, 'drift.json');
-          await writeFile(
-            path,
-            rows
-              .map((r) =>
-                JSON.stringify({
-                  measure: r.measure,
-                  psi: Number.isFinite(r.psi) ? r.psi : null,
-                  ks: Number.isFinite(r.ks) ? r.ks : null,
-                  mmd2: r.mmd ?? null,
-                  drifted: r.drifted,
-                }),
-              )
-              .join('\n'),
+          await rowsTable(
+            conn,
+            dir,
+            'drift',
+            rows.map((r) => ({
+              measure: r.measure,
+              psi: Number.isFinite(r.psi) ? r.psi : null,
+              ks: Number.isFinite(r.ks) ? r.ks : null,
+              mmd2: r.mmd ?? null,
+              drifted: r.drifted,
+            })),
+            { measure: 'VARCHAR', psi: 'DOUBLE', ks: 'DOUBLE', mmd2: 'DOUBLE', drifted: 'BOOLEAN' },
           );
           const partition = await publishQuery(deps.lake, conn, dir, {
             layer: 'gold',
@@ -724,12 +717,12 @@ export function createModelActivities(deps: ActivityDeps) {
             date: input.date,
             runId: input.runId,
             writeId: input.writeId,
-            sql: `SELECT measure, psi, ks, mmd2, drifted, ${champion} AS reference_model_version, DATE ${quotedString(input.date)} AS date
-                  FROM read_json(${quotedString(path)}, columns = {measure: 'VARCHAR', psi: 'DOUBLE', ks: 'DOUBLE', mmd2: 'DOUBLE', drifted: 'BOOLEAN'}, format = 'newline_delimited')`,
+            sql: `SELECT *, ${champion} AS reference_model_version, DATE ${quotedString(input.date)} AS date FROM drift`,
             orderBy: 'measure',
             schemaVersion: 1,
             stats: { drifted: drifted ? 1 : 0, driftingMeasures: drifting.length },
           });
+          await conn.run('DROP TABLE drift');
           return { date: input.date, drifted, reasons, retrain, partition };
         }),
       );
@@ -780,26 +773,29 @@ export function createModelActivities(deps: ActivityDeps) {
               label: profile?.description ?? '',
             };
           });
-          const path = join(dir, 'scores.jsonl');
-          await writeFile(
-            path,
-            out
-              .map((o) =>
-                JSON.stringify({
-                  student_key: o.s.student_key,
-                  course_id: o.s.course_id,
-                  risk: o.risk,
-                  at_risk: o.atRisk,
-                  reasons: o.reasons,
-                  segment_id: o.segment,
-                  segment: o.label,
-                }),
-              )
-              .join('\n') + '\n',
+          await rowsTable(
+            conn,
+            dir,
+            'scored',
+            out.map((o) => ({
+              student_key: o.s.student_key,
+              course_id: o.s.course_id,
+              risk: o.risk,
+              at_risk: o.atRisk,
+              reasons: o.reasons,
+              segment_id: o.segment,
+              segment: o.label,
+            })),
+            {
+              student_key: 'VARCHAR',
+              course_id: 'VARCHAR',
+              risk: 'DOUBLE',
+              at_risk: 'BOOLEAN',
+              reasons: 'VARCHAR[]',
+              segment_id: 'INTEGER',
+              segment: 'VARCHAR',
+            },
           );
-          await conn.run(`CREATE OR REPLACE TEMP TABLE scored AS SELECT * FROM read_json(${quotedString(path)},
-            columns = {student_key: 'VARCHAR', course_id: 'VARCHAR', risk: 'DOUBLE', at_risk: 'BOOLEAN', reasons: 'VARCHAR[]', segment_id: 'INTEGER', segment: 'VARCHAR'},
-            format = 'newline_delimited')`);
           const common = { date: input.date, runId: input.runId, writeId: input.writeId, schemaVersion: 1 };
           const partitions = [
             await publishQuery(deps.lake, conn, dir, {

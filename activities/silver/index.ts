@@ -80,10 +80,7 @@ async function silverForSource(
 
   // Event ids accepted from earlier landings, for duplicates across days.
   await conn.run(`CREATE OR REPLACE TEMP TABLE seen (event_id VARCHAR)`);
-  const earlier: string[] = [];
-  for (let k = 0; k <= DEDUPE_LOOKBACK_DAYS; k++) {
-    earlier.push(...(await deps.lake.localFiles('silver', table, addDays(input.date, -k))).paths);
-  }
+  const earlier = await deps.lake.lookbackFiles('silver', table, input.date, DEDUPE_LOOKBACK_DAYS + 1);
   if (earlier.length) {
     await conn.run(`INSERT INTO seen SELECT event_id FROM ${parquetScan(earlier)}
       WHERE landed_date < DATE ${quotedString(input.date)}`);

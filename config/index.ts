@@ -109,6 +109,8 @@ export const configSchema = z.object({
     maxAgeDays: z.coerce.number().int().min(1).max(3650),
     /** A challenger is promoted unless its PR-AUC is worse than the champion's by more than this. */
     promoteTolerance: z.coerce.number().min(0).max(1),
+    /** Segmentation: k-means (default), Ward hierarchical clustering, or DBSCAN (density; sparse students get no segment). */
+    segmentAlgorithm: z.enum(['kmeans', 'hierarchical', 'dbscan']),
     /** Risk model: class-weighted logistic regression (explainable default) or a random forest. */
     riskAlgorithm: z.enum(['logistic', 'random_forest']),
     /** Sensitive attribute for fairness audits (a roster demographic column). */
@@ -206,6 +208,7 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_PROMOTE_TOLERANCE: 'models.promoteTolerance',
   EDLAKE_SENSITIVE_ATTRIBUTE: 'models.sensitiveAttribute',
   EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
+  EDLAKE_SEGMENT_ALGORITHM: 'models.segmentAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
 };
 
@@ -247,6 +250,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       maxAgeDays: 30,
       promoteTolerance: 0.01,
       riskAlgorithm: 'logistic',
+      segmentAlgorithm: 'kmeans',
       sensitiveAttribute: 'gender',
       fairnessWeight: 0,
     },

@@ -9,7 +9,7 @@ import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { FEATURES } from '../features.js';
-import { kmeansSeeded } from './cluster.js';
+import { assignClusters, type ClusterModel, dbscan, hierarchical, kmeansSeeded } from './cluster.js';
 import { type ModelCard, type ModelName, ModelRegistry } from './registry.js';
 import {
   adjustedRandIndex,
@@ -111,7 +111,8 @@ export interface SegmentArtifact {
   pre: Preprocess;
   pca: unknown;
   embeddingScaler: { mean: number[]; std: number[] };
-  centroids: number[][];
+  /** The fitted clustering (k-means, hierarchical or DBSCAN), placing rows by centroid or core point. */
+  model: ClusterModel;
   /** Stable cluster id per centroid (matched to the previous version's). */
   ids: number[];
   profiles: { id: number; size: number; means: Record<string, number>; description: string }[];
@@ -380,21 +381,6 @@ export function createModelActivities(deps: ActivityDeps) {
     return { rows, pre, pca: pca?.toJSON() ?? null, embeddingScaler };
   }
 
-  function assign(centroids: number[][], rows: number[][]): number[] {
-    return rows.map((r) => {
-      let best = 0;
-      let bd = Infinity;
-      centroids.forEach((c, k) => {
-        const d = c.reduce((s, v, j) => s + (v - r[j]!) ** 2, 0);
-        if (d < bd) {
-          bd = d;
-          best = k;
-        }
-      });
-      return best;
-    });
-  }
-
   function describe(means: Record<string, number>, overall: Record<string, number>): string {
     const words: string[] = [];
     const rel = (f: string) => (means[f]! + 1) / (overall[f]! + 1);
@@ -409,25 +395,45 @@ export function createModelActivities(deps: ActivityDeps) {
   function trainSegments(students: Student[], previous: SegmentArtifact | null): SegmentArtifact & { dp: number } {
     const { rows, pre, pca, embeddingScaler } = segmentInputs(students);
     const m = deps.config.models;
-    let best: { k: number; clusters: number[]; centroids: number[][]; sil: number; dp: number; score: number } | null =
+    let best: { k: number; clusters: number[]; model: ClusterModel; sil: number; dp: number; score: number } | null =
       null;
     const groups = students.map((s) => s.group);
-    for (let k = m.kMin; k <= Math.min(m.kMax, rows.length - 1); k++) {
-      for (let restart = 0; restart < (m.fairnessWeight > 0 ? 5 : 1); restart++) {
-        const r = kmeansSeeded(rows, k, 42 + restart);
-        const sil = silhouette(
-          rows.map((x) => Float64Array.from(x)),
-          r.clusters,
-        );
-        const dp = segmentParity(r.clusters, groups);
-        const score = sil - m.fairnessWeight * dp;
-        if (!best || score > best.score) best = { k, clusters: r.clusters, centroids: r.centroids, sil, dp, score };
+    const consider = (k: number, model: ClusterModel, clusters: number[]) => {
+      // Silhouette and parity over the rows placed in a cluster (DBSCAN's noise is no segment).
+      const kept = clusters.map((c, i) => (c >= 0 ? i : -1)).filter((i) => i >= 0);
+      if (new Set(kept.map((i) => clusters[i])).size < 2) return;
+      const sil = silhouette(
+        kept.map((i) => Float64Array.from(rows[i]!)),
+        kept.map((i) => clusters[i]!),
+      );
+      const dp = segmentParity(
+        kept.map((i) => clusters[i]!),
+        kept.map((i) => groups[i]!),
+      );
+      const score = sil - m.fairnessWeight * dp;
+      if (!best || score > best.score) best = { k, clusters, model, sil, dp, score };
+    };
+    if (m.segmentAlgorithm === 'dbscan') {
+      const model = dbscan(rows);
+      consider(model.centroids.length, model, assignClusters(model, rows));
+    } else {
+      for (let k = m.kMin; k <= Math.min(m.kMax, rows.length - 1); k++) {
+        if (m.segmentAlgorithm === 'hierarchical') {
+          const model = hierarchical(rows, k);
+          consider(k, model, assignClusters(model, rows));
+          continue;
+        }
+        for (let restart = 0; restart < (m.fairnessWeight > 0 ? 5 : 1); restart++) {
+          const r = kmeansSeeded(rows, k, 42 + restart);
+          consider(k, { algorithm: 'kmeans', centroids: r.centroids }, r.clusters);
+        }
       }
     }
     if (!best) throw nonRetryable(ErrorType.ContractViolation, 'too few students with enough data to segment');
+    const chosen: { k: number; clusters: number[]; model: ClusterModel; sil: number; dp: number } = best;
     const overall = Object.fromEntries(SEGMENT_FEATURES.map((f) => [f, meanOf(students, f)]));
-    const profiles = best.centroids.map((_, c) => {
-      const members = students.filter((_, i) => best.clusters[i] === c);
+    const profiles = chosen.model.centroids.map((_, c) => {
+      const members = students.filter((_, i) => chosen.clusters[i] === c);
       const means = Object.fromEntries(SEGMENT_FEATURES.map((f) => [f, meanOf(members, f)]));
       return { id: c, size: members.length, means, description: describe(means, overall) };
     });
@@ -454,12 +460,12 @@ export function createModelActivities(deps: ActivityDeps) {
       pre,
       pca,
       embeddingScaler,
-      centroids: best.centroids,
+      model: chosen.model,
       ids,
       profiles: profiles.map((p, i) => ({ ...p, id: ids[i]! })),
-      k: best.k,
-      silhouette: best.sil,
-      dp: best.dp,
+      k: chosen.k,
+      silhouette: chosen.sil,
+      dp: chosen.dp,
     };
   }
 
@@ -566,7 +572,7 @@ export function createModelActivities(deps: ActivityDeps) {
           const version = await registry.register(
             {
               name: 'segments',
-              algorithm: 'kmeans',
+              algorithm: artifact.model.algorithm,
               trainedAt: deps.clock().toISOString(),
               trainingWindow: window,
               featureSchemaHash: hashSchema([...SEGMENT_FEATURES, ...SEGMENT_INPUTS.map((d) => d.name)]),
@@ -625,7 +631,7 @@ export function createModelActivities(deps: ActivityDeps) {
             const evalOne = async (v: number) => {
               const a = await registry.artifact<SegmentArtifact>('segments', v);
               const { rows } = segmentInputs(usable, a);
-              const labels = assign(a.centroids, rows);
+              const labels = assignClusters(a.model, rows);
               return {
                 sil: silhouette(
                   rows.map((r) => Float64Array.from(r)),
@@ -743,7 +749,7 @@ export function createModelActivities(deps: ActivityDeps) {
           const enough = students.filter((s) => s.activeDays >= deps.config.models.minActiveDays);
           const scores = riskScores(risk, enough);
           const { x } = prepare(enough, risk.pre.features, risk.pre);
-          const labels = assign(seg.centroids, segmentInputs(enough, seg).rows);
+          const labels = assignClusters(seg.model, segmentInputs(enough, seg).rows);
           const byKey = new Map(enough.map((s, i) => [`${s.student_key}|${s.course_id}`, i]));
           const out = students.map((s) => {
             const i = byKey.get(`${s.student_key}|${s.course_id}`);
@@ -763,14 +769,15 @@ export function createModelActivities(deps: ActivityDeps) {
                   .slice(0, 3)
                   .filter((c) => c.v > 0)
               : [];
-            const profile = seg.profiles.find((p) => p.id === seg.ids[labels[i]!]);
+            const id = labels[i]! >= 0 ? seg.ids[labels[i]!]! : null;
+            const profile = seg.profiles.find((p) => p.id === id);
             return {
               s,
               risk: scores[i]!,
               atRisk: scores[i]! >= risk.threshold,
               reasons: contrib.map((c) => reason(risk.pre.features[c.j]!, x[i]![c.j]!)),
-              segment: seg.ids[labels[i]!]!,
-              label: profile?.description ?? '',
+              segment: id,
+              label: profile?.description ?? 'no segment: a pattern unlike the dense groups',
             };
           });
           await rowsTable(

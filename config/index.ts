@@ -99,8 +99,6 @@ export const configSchema = z.object({
     kMax: z.coerce.number().int().min(2).max(50),
     /** Recall the risk threshold is set for on the holdout. */
     targetRecall: z.coerce.number().min(0.05).max(1),
-    /** Days before the outcome that the risk model predicts from. */
-    horizonDays: z.coerce.number().int().min(0).max(365),
     /** Drift: a feature drifts when its PSI exceeds this; the nightly run retrains when any top feature does. */
     psiThreshold: z.coerce.number().min(0).max(10),
     /** Drift on text and behaviour embeddings (MMD², RBF kernel) above this also counts. */
@@ -201,7 +199,6 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_K_MIN: 'models.kMin',
   EDLAKE_K_MAX: 'models.kMax',
   EDLAKE_TARGET_RECALL: 'models.targetRecall',
-  EDLAKE_HORIZON_DAYS: 'models.horizonDays',
   EDLAKE_PSI_THRESHOLD: 'models.psiThreshold',
   EDLAKE_MMD_THRESHOLD: 'models.mmdThreshold',
   EDLAKE_MODEL_MAX_AGE_DAYS: 'models.maxAgeDays',
@@ -244,7 +241,6 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       kMin: 2,
       kMax: 8,
       targetRecall: 0.8,
-      horizonDays: 28,
       psiThreshold: 0.25,
       mmdThreshold: 0.2,
       maxAgeDays: 30,

@@ -87,9 +87,27 @@ interface Student {
   embedding: number[] | null;
 }
 
+interface Distribution {
+  edges: number[];
+  shares: number[];
+  sample: number[];
+}
+
 interface DriftReference {
-  measures: Record<string, { edges: number[]; shares: number[]; sample: number[] }>;
+  /** Daily measures over the training week: what the drift decision is made on. */
+  measures: Record<string, Distribution>;
+  /** Every gold feature on the training night: reported each night, not decided on (windows fill up in a term). */
+  features?: Record<string, Distribution>;
   embeddings: number[][];
+}
+
+function distribution(values: number[]): Distribution {
+  const edges = binEdges(values);
+  return { edges, shares: binShares(values, edges), sample: sample(values, 2000) };
+}
+
+function featureValues(students: Student[], j: number): number[] {
+  return students.map((s) => s.values[j]!).filter((v) => Number.isFinite(v));
 }
 
 interface Preprocess {
@@ -255,14 +273,11 @@ export function createModelActivities(deps: ActivityDeps) {
 
   async function driftReference(conn: DuckDBConnection, date: string, students: Student[]): Promise<DriftReference> {
     const daily = await dailyMeasures(conn, date, DRIFT_DAYS);
-    const measures: DriftReference['measures'] = {};
-    for (const m of DRIFT_MEASURES) {
-      const edges = binEdges(daily[m]!);
-      measures[m] = { edges, shares: binShares(daily[m]!, edges), sample: sample(daily[m]!, 2000) };
-    }
+    const measures = Object.fromEntries(DRIFT_MEASURES.map((m) => [m, distribution(daily[m]!)]));
+    const features = Object.fromEntries(FEATURES.map((f, j) => [f.name, distribution(featureValues(students, j))]));
     const withEmb = students.filter((s) => s.embedding);
     const embeddings = sample(withEmb, SAMPLE).map((s) => s.embedding!);
-    return { measures, embeddings };
+    return { measures, features, embeddings };
   }
 
   function fairness(y: ArrayLike<number>, score: ArrayLike<number>, threshold: number, groups: string[]) {
@@ -679,19 +694,33 @@ export function createModelActivities(deps: ActivityDeps) {
           const ref = (await registry.artifact<RiskArtifact>('risk', champion)).reference;
           // Tonight's student-days against the reference week: a shift shows on the night it starts.
           const daily = await dailyMeasures(conn, input.date, 1);
-          const rows: { measure: string; psi: number; ks: number; drifted: boolean; mmd?: number }[] =
-            DRIFT_MEASURES.map((name) => {
-              const r = ref.measures[name]!;
-              const p = psi(r.shares, binShares(daily[name]!, r.edges));
-              return { measure: name, psi: p, ks: ks(r.sample, daily[name]!), drifted: p > m.psiThreshold };
-            });
+          type Row = { kind: string; measure: string; psi: number; ks: number; drifted: boolean; mmd?: number };
+          const compare = (kind: string, measure: string, r: Distribution, values: number[]): Row => {
+            const p = psi(r.shares, binShares(values, r.edges));
+            return { kind, measure, psi: p, ks: ks(r.sample, values), drifted: p > m.psiThreshold };
+          };
+          const rows: Row[] = DRIFT_MEASURES.map((name) =>
+            compare('daily_measure', name, ref.measures[name]!, daily[name]!),
+          );
           const { students } = await loadStudents(conn, input.date);
+          const featureRows = FEATURES.flatMap((f, j) =>
+            ref.features?.[f.name]
+              ? [compare('feature', f.name, ref.features[f.name]!, featureValues(students, j))]
+              : [],
+          );
           const now = sample(
             students.filter((s) => s.embedding),
             SAMPLE,
           ).map((s) => s.embedding!);
           const mmd = mmd2(ref.embeddings, now);
-          rows.push({ measure: 'behaviour_embedding_mmd2', psi: NaN, ks: NaN, drifted: mmd > m.mmdThreshold, mmd });
+          rows.push({
+            kind: 'embedding',
+            measure: 'behaviour_embedding_mmd2',
+            psi: NaN,
+            ks: NaN,
+            drifted: mmd > m.mmdThreshold,
+            mmd,
+          });
           const drifting = rows.filter((r) => r.drifted);
           // One measure over the line can be noise; drift is two measures, or the embeddings.
           const drifted =
@@ -708,14 +737,24 @@ export function createModelActivities(deps: ActivityDeps) {
             conn,
             dir,
             'drift',
-            rows.map((r) => ({
+            [...rows, ...featureRows].map((r) => ({
+              kind: r.kind,
               measure: r.measure,
               psi: Number.isFinite(r.psi) ? r.psi : null,
               ks: Number.isFinite(r.ks) ? r.ks : null,
               mmd2: r.mmd ?? null,
               drifted: r.drifted,
+              decides: r.kind !== 'feature',
             })),
-            { measure: 'VARCHAR', psi: 'DOUBLE', ks: 'DOUBLE', mmd2: 'DOUBLE', drifted: 'BOOLEAN' },
+            {
+              kind: 'VARCHAR',
+              measure: 'VARCHAR',
+              psi: 'DOUBLE',
+              ks: 'DOUBLE',
+              mmd2: 'DOUBLE',
+              drifted: 'BOOLEAN',
+              decides: 'BOOLEAN',
+            },
           );
           const partition = await publishQuery(deps.lake, conn, dir, {
             layer: 'gold',
@@ -724,7 +763,7 @@ export function createModelActivities(deps: ActivityDeps) {
             runId: input.runId,
             writeId: input.writeId,
             sql: `SELECT *, ${champion} AS reference_model_version, DATE ${quotedString(input.date)} AS date FROM drift`,
-            orderBy: 'measure',
+            orderBy: 'kind, measure',
             schemaVersion: 1,
             stats: { drifted: drifted ? 1 : 0, driftingMeasures: drifting.length },
           });

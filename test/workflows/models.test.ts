@@ -1,4 +1,7 @@
+import { DuckDBInstance } from '@duckdb/node-api';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FEATURES } from '../../activities/features.js';
+import { parquetScan } from '../../lake/duck.js';
 import { connectClient } from '../../cli/client.js';
 import { startNightly } from '../../cli/runs.js';
 import { createActivities } from '../../activities/index.js';
@@ -70,6 +73,26 @@ describe('drift detection and retraining in the nightly run', () => {
       expect(n.drift?.drifted).toBe(false);
       expect(n.retrains).toEqual([]);
     }
+  });
+
+  it('stores PSI and KS per daily measure and per feature, and MMD² on embeddings, every night', async () => {
+    const deps = createDeps(configs.steady);
+    const last = steady.at(-1)!.date;
+    const files = (await deps.lake.localFiles('gold', 'drift', last)).paths;
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const rows = (
+      await conn.runAndReadAll(
+        `SELECT kind, count(*) AS n, count(psi) AS psi, count(ks) AS ks, count(mmd2) AS mmd, bool_and(decides) AS decides
+         FROM ${parquetScan(files)} GROUP BY kind ORDER BY kind`,
+      )
+    ).getRowObjects();
+    conn.closeSync();
+    expect(rows.map((r) => [r.kind, Number(r.n), Number(r.psi), Number(r.ks), Number(r.mmd), r.decides])).toEqual([
+      ['daily_measure', 7, 7, 7, 0, true],
+      ['embedding', 1, 0, 0, 1, true],
+      ['feature', FEATURES.length, FEATURES.length, FEATURES.length, 0, false],
+    ]);
   });
 
   it('records every decision in the registry with metrics, fairness audit and training window', async () => {

@@ -116,6 +116,17 @@ export const configSchema = z.object({
     /** Weight of the demographic-parity penalty when choosing among k-means restarts (0: off). */
     fairnessWeight: z.coerce.number().min(0).max(10),
   }),
+  /** The language model that writes descriptions and messages; without a key, templates do. */
+  llm: z.object({
+    /** Anthropic API key (secret, env only). */
+    apiKey: z.string().min(1).optional(),
+    /** Another Messages API endpoint (a proxy, or a local server in tests). */
+    baseUrl: z.string().url().optional(),
+    model: z.string().min(1),
+    maxTokens: z.coerce.number().int().min(16).max(4096),
+    timeoutMs: z.coerce.number().int().min(100).max(600_000),
+    maxRetries: z.coerce.number().int().min(0).max(10),
+  }),
   /** Keyed-HMAC secret for pseudonymous student keys. From env only. */
   pseudonymKey: z.string().min(16, 'must be at least 16 characters (EDLAKE_PSEUDONYM_KEY)'),
   /** Test-only fault injection: hold an activity before it starts, e.g. {"buildSilverTables": 30000}. */
@@ -131,7 +142,7 @@ export class ConfigError extends Error {
 }
 
 /** Keys that hold secrets: accepted from the environment only, never from a file, never printed. */
-const SECRET_KEYS = ['pseudonymKey', 'lake.secretAccessKey'];
+const SECRET_KEYS = ['pseudonymKey', 'lake.secretAccessKey', 'llm.apiKey'];
 
 /** Development-only defaults: the embedded setup works out of the box; real deployments set these in env. */
 const DEV_PSEUDONYM_KEY = 'edlake-development-pseudonym-key';
@@ -193,6 +204,12 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_DUCKDB_MEMORY_LIMIT: 'pipeline.duckdbMemoryLimit',
   EDLAKE_PSEUDONYM_KEY: 'pseudonymKey',
   EDLAKE_MODEL_DIR: 'embeddings.modelDir',
+  ANTHROPIC_API_KEY: 'llm.apiKey',
+  EDLAKE_LLM_BASE_URL: 'llm.baseUrl',
+  EDLAKE_LLM_MODEL: 'llm.model',
+  EDLAKE_LLM_MAX_TOKENS: 'llm.maxTokens',
+  EDLAKE_LLM_TIMEOUT_MS: 'llm.timeoutMs',
+  EDLAKE_LLM_MAX_RETRIES: 'llm.maxRetries',
   EDLAKE_EMBEDDING_THREADS: 'embeddings.threads',
   EDLAKE_EMBEDDING_BATCH_SIZE: 'embeddings.batchSize',
   EDLAKE_MIN_ACTIVE_DAYS: 'models.minActiveDays',
@@ -250,6 +267,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       sensitiveAttribute: 'gender',
       fairnessWeight: 0,
     },
+    llm: { model: 'claude-sonnet-4-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
     pseudonymKey: DEV_PSEUDONYM_KEY,
     faults: { holdMs: {} },
   };
@@ -377,5 +395,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   copy.pseudonymKey = '***';
   const lake = copy.lake as Record<string, unknown>;
   if ('secretAccessKey' in lake) lake.secretAccessKey = '***';
+  const llm = copy.llm as Record<string, unknown>;
+  if (llm.apiKey) llm.apiKey = '***';
   return copy;
 }

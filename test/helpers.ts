@@ -16,6 +16,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     EDLAKE_INBOX: join(dir, 'inbox'),
     EDLAKE_HOME: join(dir, 'home'),
     EDLAKE_CACHE_DIR: loadConfig(process.env).cacheDir,
+    // Tests never reach a real language model; the ones that need one start a local Messages API server.
+    ANTHROPIC_API_KEY: undefined,
     ...overrides,
   });
 }

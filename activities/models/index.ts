@@ -9,6 +9,7 @@ import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { FEATURES } from '../features.js';
+import { describeSegments } from './describe.js';
 import { assignClusters, type ClusterModel, dbscan, hierarchical, kmeansSeeded } from './cluster.js';
 import { type ModelCard, type ModelName, ModelRegistry } from './registry.js';
 import {
@@ -584,6 +585,19 @@ export function createModelActivities(deps: ActivityDeps) {
           const champion = await registry.current('segments');
           const previous = champion ? await registry.artifact<SegmentArtifact>('segments', champion) : null;
           const { dp, ...artifact } = trainSegments(usable, previous);
+          // Descriptions: the language model from aggregates when a key is set, else (or on a failed check) the template.
+          const overall = Object.fromEntries(SEGMENT_FEATURES.map((f) => [f, meanOf(usable, f)]));
+          const described = await describeSegments(
+            deps.config,
+            artifact.profiles.map((p) => ({
+              size: p.size,
+              means: Object.fromEntries(
+                SEGMENT_FEATURES.map((f) => [f, [p.means[f]!, overall[f]!] as [number, number]]),
+              ),
+              template: p.description,
+            })),
+          );
+          artifact.profiles.forEach((p, i) => (p.description = described.descriptions[i]!));
           const version = await registry.register(
             {
               name: 'segments',
@@ -597,6 +611,8 @@ export function createModelActivities(deps: ActivityDeps) {
                 silhouette: artifact.silhouette,
                 students: usable.length,
                 sizes: artifact.profiles.map((p) => p.size),
+                descriptions: described.source,
+                ...(described.fallbackReason ? { descriptionFallback: described.fallbackReason } : {}),
               },
               fairness: { attribute: deps.config.models.sensitiveAttribute, demographicParityDifference: dp },
               reason: input.reason,

@@ -1,7 +1,9 @@
-// npm run eval -- [--json] [--students 1500] [--days 7]
+// npm run eval -- [--json] [--students 1500] [--days 28] [--term-days 28]
 // Model quality on generated data with planted truth: the outcome mechanism (risk) and personas (segments). Runs the
-// pipeline over a fresh drop in a scratch home, embeds, trains both models on the last day and reports holdout
-// metrics, the adjusted Rand index of segments against the planted personas, and the fairness audits.
+// pipeline over a fresh drop in a scratch home whose term ends on its last day (withdrawals decided in its second
+// half, results on the last day), embeds, trains both models on the last day and reports holdout metrics, the
+// adjusted Rand index of segments against the planted personas, and the fairness audits. Risk learns each outcome from
+// the features the horizon (EDLAKE_HORIZON_DAYS, 14) before its decision: a true early warning.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';
@@ -19,15 +21,16 @@ const arg = (name: string, dflt: string) => {
 };
 const asJson = process.argv.includes('--json');
 const students = Number(arg('students', '1500'));
-const days = Number(arg('days', '7'));
+const days = Number(arg('days', '28'));
+const termDays = Number(arg('term-days', String(days)));
 const base = loadConfig();
-const drop = join(base.cacheDir, 'eval', `drop-v${GENERATOR_VERSION}-${students}x${days}`);
+const drop = join(base.cacheDir, 'eval', `drop-v${GENERATOR_VERSION}-${students}x${days}-t${termDays}`);
 const say = (s: string) => asJson || process.stderr.write(`${s}\n`);
 const gen = existsSync(join(drop, '_generator.json'))
   ? (JSON.parse((await import('node:fs')).readFileSync(join(drop, '_generator.json'), 'utf8')) as Awaited<
       ReturnType<typeof generate>
     >)
-  : await generate({ out: drop, students, days, start: '2026-09-14', seed: 11 });
+  : await generate({ out: drop, students, days, start: '2026-09-14', seed: 11, termDays });
 const home = join(base.home, 'eval');
 rmSync(home, { recursive: true, force: true });
 const config = loadConfig({ ...process.env, EDLAKE_HOME: home, EDLAKE_INBOX: drop });
@@ -74,6 +77,7 @@ const report = {
   days,
   risk: {
     version: risk.version,
+    labels: riskCard.labels,
     rocAuc: holdout.rocAuc,
     prAuc: holdout.prAuc,
     prevalence: holdout.prevalence,
@@ -100,6 +104,7 @@ else {
   console.log(
     `risk v${risk.version}: ROC-AUC ${holdout.rocAuc!.toFixed(3)}, PR-AUC ${holdout.prAuc!.toFixed(3)} (prevalence ${holdout.prevalence!.toFixed(3)}), recall ${holdout.recall!.toFixed(2)} / precision ${holdout.precision!.toFixed(2)} at ${holdout.threshold!.toFixed(3)}`,
   );
+  console.log(`risk labels: ${riskCard.labels?.why ?? 'unknown'}`);
   console.log(
     `segments v${seg.version} (${segCard.algorithm}): k=${String(segCard.metrics.k)}, silhouette ${Number(segCard.metrics.silhouette).toFixed(3)}, ARI vs planted personas ${ari.toFixed(3)}`,
   );

@@ -108,6 +108,11 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
     .option('--start <date>', 'first day, YYYY-MM-DD', '2026-09-14')
     .option('--seed <n>', 'random seed', int('seed'), 42)
     .option('--drift-day <k>', 'shift behaviour from this day index on (0 = first day)', int('drift-day'))
+    .option(
+      '--term-days <n>',
+      'term length from the start; a term ending inside the drop has its results and withdrawals decided in it',
+      int('term-days'),
+    )
     .option('--json', 'print the expected counts as JSON')
     .action(
       async (o: {
@@ -117,6 +122,7 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         start: string;
         seed: number;
         driftDay?: number;
+        termDays?: number;
         json?: boolean;
       }) => {
         const bar = progressBar('generate', o.days);

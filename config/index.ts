@@ -97,6 +97,13 @@ export const configSchema = z.object({
     /** Range of k tried for k-means; the best silhouette wins. */
     kMin: z.coerce.number().int().min(2).max(50),
     kMax: z.coerce.number().int().min(2).max(50),
+    /**
+     * Prediction horizon: each decided outcome is paired with the student's features this many days before the
+     * decision, so the risk model learns to warn that far ahead.
+     */
+    horizonDays: z.coerce.number().int().min(1).max(120),
+    /** Horizon pairs needed (with both outcomes present) before they replace earlier-term labels. */
+    minHorizonExamples: z.coerce.number().int().min(10),
     /** Recall the risk threshold is set for on the holdout. */
     targetRecall: z.coerce.number().min(0.05).max(1),
     /** Drift: a feature drifts when its PSI exceeds this; the nightly run retrains when any top feature does. */
@@ -216,6 +223,8 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_K_MIN: 'models.kMin',
   EDLAKE_K_MAX: 'models.kMax',
   EDLAKE_TARGET_RECALL: 'models.targetRecall',
+  EDLAKE_HORIZON_DAYS: 'models.horizonDays',
+  EDLAKE_MIN_HORIZON_EXAMPLES: 'models.minHorizonExamples',
   EDLAKE_PSI_THRESHOLD: 'models.psiThreshold',
   EDLAKE_MMD_THRESHOLD: 'models.mmdThreshold',
   EDLAKE_MODEL_MAX_AGE_DAYS: 'models.maxAgeDays',
@@ -258,6 +267,8 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       kMin: 2,
       kMax: 8,
       targetRecall: 0.8,
+      horizonDays: 14,
+      minHorizonExamples: 100,
       psiThreshold: 0.25,
       mmdThreshold: 0.2,
       maxAgeDays: 30,

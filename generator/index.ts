@@ -8,7 +8,7 @@ import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
 /** Bumped when the generator's output changes, so a stale demo drop is written anew. */
-export const GENERATOR_VERSION = 4;
+export const GENERATOR_VERSION = 5;
 
 export interface GenerateOptions {
   out: string;
@@ -22,6 +22,13 @@ export interface GenerateOptions {
    * posts turn to technical trouble. Drift detection must notice; without it, none.
    */
   driftDay?: number;
+  /**
+   * Length of the current term in days from the start (default: the drop's days + 31, so the term outlasts the drop).
+   * When the term ends inside the drop, its final results are decided on its last day, and students on course to fail
+   * badly withdraw from its second half on, each with an outcome decided that day: labels a model can learn from at a
+   * prediction horizon.
+   */
+  termDays?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -81,6 +88,8 @@ export interface GenerateResult {
   /** Per landing date and source: what silver must find. */
   expected: Record<string, Record<string, ExpectedCounts>>;
   term: { start: string; end: string };
+  /** Current-term outcomes decided inside the drop, by roster id: outcome and decision date. */
+  decided: Record<string, { outcome: string; date: string }>;
   /** The planted truth models are evaluated against: each student's persona (by roster id) and the drift day. */
   planted: { personas: Record<string, Persona>; driftDay: number | null };
 }
@@ -166,8 +175,12 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   faker.seed(opts.seed);
   const rand = () => faker.number.float({ min: 0, max: 1 });
   const pick = <T>(xs: readonly T[]): T => faker.helpers.arrayElement(xs);
+  const termDays = opts.termDays ?? opts.days + 31;
+  if (!Number.isInteger(termDays) || termDays < 2) throw new Error('--term-days must be an integer of at least 2');
+  if (termDays < opts.days)
+    throw new Error(`--term-days ${termDays} ends the term before the drop's ${opts.days} days`);
   const termStart = addDays(opts.start, -1);
-  const termEnd = addDays(opts.start, opts.days + 30);
+  const termEnd = addDays(opts.start, termDays - 1);
 
   const students: Student[] = [];
   for (let i = 1; i <= opts.students; i++) {
@@ -191,6 +204,20 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     });
     const [lo, hi] = PERSONAS[students.at(-1)!.persona].engagement;
     students.at(-1)!.engagement = lo + (hi - lo) * rand();
+  }
+
+  // This term's results follow the same planted mechanism as last term's, with their own noise (a separate stream, so
+  // drops whose term outlasts them are unchanged). Withdrawals fall in the term's second half; the rest on its last day.
+  const termFaker = new Faker({ locale: [en] });
+  termFaker.seed(opts.seed + 1);
+  const termRand = () => termFaker.number.float({ min: 0, max: 1 });
+  const half = Math.floor(termDays / 2);
+  const decidedDay = new Map<string, { outcome: string; day: number }>();
+  for (const s of students) {
+    const p = 0.6 * s.engagement + 0.4 * s.ability + (termRand() - 0.5) * 0.3;
+    const outcome = p > 0.8 ? 'distinction' : p > 0.5 ? 'pass' : p > 0.35 ? 'fail' : 'withdrawn';
+    const day = outcome === 'withdrawn' ? half + Math.floor(termRand() * (termDays - 1 - half)) : termDays - 1;
+    if (day < opts.days) decidedDay.set(s.id, { outcome, day });
   }
 
   const files: string[] = [];
@@ -363,6 +390,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
 
     const drifted = opts.driftDay !== undefined && d >= opts.driftDay;
     for (const s0 of students) {
+      const gone = decidedDay.get(s0.id);
+      if (gone?.outcome === 'withdrawn' && d > gone.day) continue;
       const p = PERSONAS[s0.persona];
       // After the drift day everyone engages less, practises less and watches more.
       const s = drifted ? { ...s0, engagement: s0.engagement * 0.5, ability: s0.ability * 0.7 } : s0;
@@ -654,6 +683,21 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       }
     }
 
+    const decidedToday = students.filter((s) => decidedDay.get(s.id)?.day === d);
+    if (decidedToday.length) {
+      write(
+        join(dirFor(date, 'outcomes'), 'decisions.csv'),
+        [
+          'student_id,course,outcome,decided_at,term',
+          ...decidedToday.map((s) =>
+            [s.id, s.course, decidedDay.get(s.id)!.outcome, iso(dayStart + 18 * 3_600_000), 'current'].join(','),
+          ),
+        ].join('\n') + '\n',
+      );
+      const n = decidedToday.length + (d === 0 ? students.length : 0);
+      expected[date].outcomes = { raw: n, accepted: n, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
+    }
+
     const sensorDir = dirFor(date, 'sensor');
     const schema = new parquet.ParquetSchema({
       sis_id: { type: 'UTF8' },
@@ -677,9 +721,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     };
     opts.onProgress?.(d + 1, opts.days);
   }
+  const firstDay = students.length + students.filter((s) => decidedDay.get(s.id)?.day === 0).length;
   expected[opts.start]!.outcomes = {
-    raw: students.length,
-    accepted: students.length,
+    raw: firstDay,
+    accepted: firstDay,
     duplicates: 0,
     quarantined: 0,
     late: 0,
@@ -693,6 +738,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     files,
     expected,
     term: { start: termStart, end: termEnd },
+    decided: Object.fromEntries(
+      [...decidedDay].map(([id, x]) => [id, { outcome: x.outcome, date: addDays(opts.start, x.day) }]),
+    ),
     planted: { personas: Object.fromEntries(students.map((x) => [x.id, x.persona])), driftDay: opts.driftDay ?? null },
   };
   writeFileSync(
@@ -705,6 +753,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           start: opts.start,
           seed: opts.seed,
           driftDay: opts.driftDay,
+          termDays,
         },
         knobs,
         ...result,

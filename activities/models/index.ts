@@ -88,6 +88,15 @@ interface Student {
   embedding: number[] | null;
 }
 
+/** Where the risk model's labels came from: outcomes at a horizon, or earlier-term outcomes on tonight's features. */
+export interface LabelSource {
+  source: 'horizon' | 'earlier_term';
+  horizonDays: number;
+  examples: number;
+  featureNights?: { from: string; to: string };
+  why: string;
+}
+
 interface Distribution {
   edges: number[];
   shares: number[];
@@ -256,6 +265,116 @@ export function createModelActivities(deps: ActivityDeps) {
       embedding: r.embedding ? (JSON.parse(String(r.embedding)) as number[]) : null,
     }));
     return { students, inputs };
+  }
+
+  /**
+   * Labelled examples for the risk model. Each outcome decided by `date` (the latest per student and course) is paired
+   * with that student's gold features `horizonDays` before the decision (the nearest earlier committed night, at most a
+   * week earlier), so the model learns to warn that far ahead. Until the lake holds enough such pairs with both
+   * outcomes (a term's first weeks), each student's latest earlier-term outcome labels tonight's features instead;
+   * `labels` says which, and goes on the model card.
+   */
+  async function loadLabelled(
+    conn: DuckDBConnection,
+    date: string,
+  ): Promise<{ students: Student[]; inputs: string[]; labels: LabelSource }> {
+    const m = deps.config.models;
+    const outcomeFiles: string[] = [];
+    const outcomeInputs: string[] = [];
+    for (const d of await deps.lake.listPartitions('silver', 'outcomes')) {
+      if (d > date) continue;
+      const { manifest, paths } = await deps.lake.localFiles('silver', 'outcomes', d);
+      outcomeFiles.push(...paths);
+      if (manifest) outcomeInputs.push(`${deps.lake.ref(manifest).uri}#${manifest.writeId}`);
+    }
+    const featureDates = (await deps.lake.listPartitions('gold', 'student_features')).filter((d) => d <= date);
+    const decided = outcomeFiles.length
+      ? (
+          await conn.runAndReadAll(`
+            SELECT student_key, course_id, strftime(CAST(ts_utc AS DATE), '%Y-%m-%d') AS decided,
+              CASE WHEN outcome IN ('fail', 'withdrawn') THEN 1 ELSE 0 END AS label
+            FROM ${parquetScan(outcomeFiles)}
+            WHERE CAST(ts_utc AS DATE) <= DATE ${quotedString(date)}
+            QUALIFY row_number() OVER (PARTITION BY student_key, course_id ORDER BY ts_utc DESC) = 1`)
+        ).getRowObjects()
+      : [];
+    // The feature night for each decision: the latest committed one in [decided − horizon − 7, decided − horizon].
+    const pairs = decided.flatMap((r) => {
+      const target = addDays(String(r.decided), -m.horizonDays);
+      const asOf = featureDates.filter((d) => d <= target && d >= addDays(target, -7)).at(-1);
+      return asOf
+        ? [
+            {
+              student_key: String(r.student_key),
+              course_id: r.course_id === null ? null : String(r.course_id),
+              label: Number(r.label),
+              asOf,
+            },
+          ]
+        : [];
+    });
+    const positives = pairs.filter((p) => p.label === 1).length;
+    if (pairs.length < m.minHorizonExamples || positives < 5 || pairs.length - positives < 5) {
+      const { students, inputs } = await loadStudents(conn, date);
+      const labelled = students.filter((s) => s.label !== null).length;
+      return {
+        students,
+        inputs,
+        labels: {
+          source: 'earlier_term',
+          horizonDays: m.horizonDays,
+          examples: labelled,
+          why: `${pairs.length} outcomes decided with features ${m.horizonDays} days before (${positives} fail or withdraw); ${m.minHorizonExamples} with both outcomes are needed, so each student's latest earlier-term outcome labels tonight's features`,
+        },
+      };
+    }
+    const asOfDates = [...new Set(pairs.map((p) => p.asOf))].sort();
+    const scans: string[] = [];
+    const inputs = [...outcomeInputs];
+    for (const d of asOfDates) {
+      const { manifest, paths } = await deps.lake.localFiles('gold', 'student_features', d);
+      scans.push(`SELECT DATE ${quotedString(d)} AS as_of, * FROM ${parquetScan(paths)}`);
+      if (manifest) inputs.push(`${deps.lake.ref(manifest).uri}#${manifest.writeId}`);
+    }
+    const attr = m.sensitiveAttribute;
+    const demoDate = await deps.lake.latestPartition('silver', 'student_demographics', date);
+    const demo = demoDate ? (await deps.lake.localFiles('silver', 'student_demographics', demoDate)).paths : [];
+    const pairValues = pairs
+      .map(
+        (p) =>
+          `(${quotedString(p.student_key)}, ${p.course_id === null ? 'NULL' : quotedString(p.course_id)}, DATE ${quotedString(p.asOf)}, ${p.label})`,
+      )
+      .join(',\n');
+    const rows = (
+      await conn.runAndReadAll(`
+        WITH pairs(student_key, course_id, as_of, label) AS (VALUES ${pairValues}),
+        f AS (${scans.join(' UNION ALL BY NAME ')})
+        SELECT f.*, pairs.label, ${demo.length ? `CAST(d.${attr} AS VARCHAR)` : 'NULL::VARCHAR'} AS sensitive_group
+        FROM pairs JOIN f ON f.student_key = pairs.student_key AND f.as_of = pairs.as_of
+          AND f.course_id IS NOT DISTINCT FROM pairs.course_id
+        ${demo.length ? `LEFT JOIN ${parquetScan(demo)} d ON d.student_key = f.student_key` : ''}
+        ORDER BY f.student_key, f.course_id`)
+    ).getRowObjects();
+    const students = rows.map((r) => ({
+      student_key: String(r.student_key),
+      course_id: r.course_id === null ? null : String(r.course_id),
+      values: FEATURES.map((f) => (r[f.name] === null ? NaN : Number(r[f.name]))),
+      activeDays: Number(r.active_days_28d ?? 0),
+      label: Number(r.label),
+      group: r.sensitive_group === null ? 'unknown' : String(r.sensitive_group),
+      embedding: null,
+    }));
+    return {
+      students,
+      inputs,
+      labels: {
+        source: 'horizon',
+        horizonDays: m.horizonDays,
+        examples: students.length,
+        featureNights: { from: asOfDates[0]!, to: asOfDates.at(-1)! },
+        why: `${students.length} outcomes decided by ${date}, each with the student's features ${m.horizonDays} days before the decision`,
+      },
+    };
   }
 
   /** Per-student daily measures over the last days, for drift references and checks. */
@@ -514,10 +633,11 @@ export function createModelActivities(deps: ActivityDeps) {
       await faultHold(deps, 'trainChallenger');
       return withHeartbeat(() =>
         deps.duck.withConnection(async (conn) => {
-          const { students, inputs } = await loadStudents(conn, input.date);
           const window = { asOf: input.date, from: addDays(input.date, -27), to: input.date };
           const key = `${input.name}:${input.date}:${input.reason}`;
           if (input.name === 'risk') {
+            const tonight = await loadStudents(conn, input.date);
+            const { students, inputs, labels } = await loadLabelled(conn, input.date);
             const { train, holdout } = split(students);
             const prevalence = train.filter((s) => s.label).length;
             if (train.length < 20 || !prevalence || prevalence === train.length) {
@@ -549,7 +669,7 @@ export function createModelActivities(deps: ActivityDeps) {
             const artifact: RiskArtifact = {
               ...trainRisk(train),
               threshold,
-              reference: await driftReference(conn, input.date, students),
+              reference: await driftReference(conn, input.date, tonight.students),
             };
             const hs = riskScores(artifact, holdout);
             const yh = Uint8Array.from(holdout, (s) => s.label!);
@@ -569,9 +689,12 @@ export function createModelActivities(deps: ActivityDeps) {
                 name: 'risk',
                 algorithm: artifact.algorithm,
                 trainedAt: deps.clock().toISOString(),
-                trainingWindow: window,
+                trainingWindow: labels.featureNights
+                  ? { asOf: input.date, from: addDays(labels.featureNights.from, -27), to: labels.featureNights.to }
+                  : window,
                 featureSchemaHash: hashSchema(artifact.pre.features),
                 inputs,
+                labels,
                 metrics,
                 fairness: fair,
                 reason: input.reason,
@@ -579,8 +702,13 @@ export function createModelActivities(deps: ActivityDeps) {
               artifact,
               key,
             );
-            return { name: 'risk', version, metrics: { ...metrics.holdout, calibration: undefined } };
+            return {
+              name: 'risk',
+              version,
+              metrics: { ...metrics.holdout, calibration: undefined, labels: labels.source },
+            };
           }
+          const { students, inputs } = await loadStudents(conn, input.date);
           const usable = students.filter((s) => s.activeDays >= deps.config.models.minActiveDays);
           const champion = await registry.current('segments');
           const previous = champion ? await registry.artifact<SegmentArtifact>('segments', champion) : null;
@@ -640,9 +768,8 @@ export function createModelActivities(deps: ActivityDeps) {
         let promoted = true;
         let why = 'no champion yet';
         if (champion !== null && champion !== input.version) {
-          const { students } = await loadStudents(conn, input.date);
           if (input.name === 'risk') {
-            const { holdout } = split(students);
+            const { holdout } = split((await loadLabelled(conn, input.date)).students);
             const y = holdout.map((s) => s.label!);
             const groups = holdout.map((s) => s.group);
             const evalOne = async (v: number) => {
@@ -657,6 +784,7 @@ export function createModelActivities(deps: ActivityDeps) {
             promoted = !worse && !unfair;
             why = `challenger PR-AUC ${ch.prAuc.toFixed(3)} vs champion v${champion} ${cp.prAuc.toFixed(3)} (tolerance ${tol}); equalized-odds gap ${ch.eo.toFixed(3)} vs ${cp.eo.toFixed(3)}${worse ? ': worse' : unfair ? ': fairness gap wider' : ': not worse'}`;
           } else {
+            const { students } = await loadStudents(conn, input.date);
             const usable = students.filter((s) => s.activeDays >= deps.config.models.minActiveDays);
             const groups = usable.map((s) => s.group);
             const evalOne = async (v: number) => {

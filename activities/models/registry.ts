@@ -15,6 +15,8 @@ export interface ModelCard {
   featureSchemaHash: string;
   /** Lake partitions read for training (URIs with their manifest write ids). */
   inputs: string[];
+  /** Risk: where its labels came from (outcomes at the prediction horizon, or earlier-term outcomes). */
+  labels?: { source: string; horizonDays: number; examples: number; why: string };
   metrics: Record<string, unknown>;
   fairness: Record<string, unknown>;
   /** Why it was trained (no model yet, drift, age) and what happened to it. */

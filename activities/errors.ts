@@ -6,6 +6,7 @@ export enum ErrorType {
   MissingInput = 'MissingInput',
   ContractViolation = 'ContractViolation',
   MissingPartition = 'MissingPartition',
+  DeliveryRejected = 'DeliveryRejected',
 }
 
 export function nonRetryable(type: ErrorType, message: string): ApplicationFailure {

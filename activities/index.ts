@@ -2,6 +2,7 @@ import { createBronzeActivities } from './bronze.js';
 import type { ActivityDeps } from './context.js';
 import { createEmbeddingActivities } from './embeddings/index.js';
 import { createGoldActivities } from './gold.js';
+import { createInterventionActivities } from './interventions/index.js';
 import { createModelActivities } from './models/index.js';
 import { createSilverActivities } from './silver/index.js';
 import { createTimelineActivities } from './timeline.js';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGoldActivities(deps),
     ...createEmbeddingActivities(deps),
     ...createModelActivities(deps),
+    ...createInterventionActivities(deps),
   };
 }
 

@@ -22,11 +22,24 @@ export async function startNightly(client: Client, config: Config, date: string)
     return await client.workflow.start<typeof nightlyPipeline>('nightlyPipeline', {
       workflowId: nightlyWorkflowId(date),
       taskQueue: config.temporal.taskQueue,
-      args: [{ date, heartbeatTimeoutSeconds: config.temporal.heartbeatTimeoutSeconds }],
+      args: [
+        {
+          date,
+          heartbeatTimeoutSeconds: config.temporal.heartbeatTimeoutSeconds,
+          interventions: {
+            approvalTimeoutHours: config.interventions.approvalTimeoutHours,
+            retry: {
+              maximumAttempts: config.interventions.delivery.maximumAttempts,
+              initialIntervalSeconds: config.interventions.delivery.initialIntervalSeconds,
+              maximumIntervalSeconds: config.interventions.delivery.maximumIntervalSeconds,
+            },
+          },
+        },
+      ],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-      staticSummary: `Nightly run for ${date}: bronze → silver → gold`,
-      staticDetails: `Lands the raw drop of ${date} in bronze, cleans and pseudonymizes it into silver (bad rows to quarantine), and writes per-student daily features to gold. Re-running replaces the date's partitions.`,
+      staticSummary: `Nightly run for ${date}: bronze → silver → gold → models → interventions`,
+      staticDetails: `Lands the raw drop of ${date} in bronze, cleans and pseudonymizes it into silver (bad rows to quarantine), writes per-student features to gold, checks drift and retrains, scores risk and segments, and starts the night's interventions. Re-running replaces the date's partitions and leaves started interventions alone.`,
       memo: { date, lake: config.lake.kind },
     });
   } catch (err) {

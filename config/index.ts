@@ -19,7 +19,26 @@ export const SEARCH_ATTRIBUTES = {
   EdlakeQuarantined: 'Int',
   EdlakeDrift: 'Bool',
   EdlakeModelVersion: 'Int',
+  EdlakeInterventionStatus: 'Keyword',
 } as const;
+
+/** Kinds of intervention and the channels that carry them. */
+export const INTERVENTION_KINDS = ['nudge', 'study_plan', 'mentor_alert'] as const;
+export const CHANNELS = ['email', 'webhook', 'outbox'] as const;
+
+const ruleSchema = z.object({
+  kind: z.enum(INTERVENTION_KINDS),
+  channel: z.enum(CHANNELS),
+  /** Every condition given must hold: the at-risk flag, a minimum risk, feature bounds (gold feature names). */
+  when: z.object({
+    atRisk: z.boolean().optional(),
+    minRisk: z.number().min(0).max(1).optional(),
+    features: z.record(z.string(), z.object({ lt: z.number().optional(), gt: z.number().optional() })).optional(),
+  }),
+  /** High stakes: waits for a person's approve/reject signal. */
+  approval: z.boolean().default(false),
+});
+export type InterventionRule = z.infer<typeof ruleSchema>;
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -134,6 +153,46 @@ export const configSchema = z.object({
     timeoutMs: z.coerce.number().int().min(100).max(600_000),
     maxRetries: z.coerce.number().int().min(0).max(10),
   }),
+  /** Who gets what, when and how: rules are data, the first matching rule decides a student's intervention. */
+  interventions: z.object({
+    enabled: z.preprocess((v) => (typeof v === 'string' ? !['false', '0', 'no', 'off'].includes(v) : v), z.boolean()),
+    rules: z.array(ruleSchema),
+    /** At most one message per student in this many days. */
+    cooldownDays: z.coerce.number().int().min(0).max(365),
+    /** Local hours (student's timezone) when nothing is delivered, "21-8" (wrapping midnight) or "none". */
+    quietHours: z.string().regex(/^(none|([01]?\d|2[0-3])-([01]?\d|2[0-3]))$/, 'must be like 21-8 or none'),
+    /** At most this many interventions started per night (highest risk first). */
+    nightlyCap: z.coerce.number().int().min(0),
+    /** Share of eligible students held back as a control group (stable hash per student and kind). */
+    controlShare: z.coerce.number().min(0).max(0.9),
+    /** How long an approval is waited for; on timeout nothing is sent. */
+    approvalTimeoutHours: z.coerce
+      .number()
+      .min(0)
+      .max(24 * 60),
+    /** A sensitive group whose recall trails the best group's by more than this is flagged: its actions need approval. */
+    fairnessFlagGap: z.coerce.number().min(0).max(1),
+    maxMessageChars: z.coerce.number().int().min(80).max(5000),
+    delivery: z.object({
+      maximumAttempts: z.coerce.number().int().min(1).max(50),
+      initialIntervalSeconds: z.coerce.number().min(0.1).max(3600),
+      maximumIntervalSeconds: z.coerce.number().min(1).max(86_400),
+      timeoutMs: z.coerce.number().int().min(100).max(300_000),
+    }),
+    email: z.object({
+      /** smtp://host:port or smtps://host:port; unset: the email channel is not configured. */
+      smtpUrl: z.string().url().optional(),
+      user: z.string().optional(),
+      /** Secret, env only. */
+      password: z.string().optional(),
+      from: z.string().min(3),
+    }),
+    webhook: z.object({
+      url: z.string().url().optional(),
+      /** HMAC-SHA256 key of the signature header. Secret, env only. */
+      secret: z.string().min(16, 'must be at least 16 characters (EDLAKE_WEBHOOK_SECRET)').optional(),
+    }),
+  }),
   /** Keyed-HMAC secret for pseudonymous student keys. From env only. */
   pseudonymKey: z.string().min(16, 'must be at least 16 characters (EDLAKE_PSEUDONYM_KEY)'),
   /** Test-only fault injection: hold an activity before it starts, e.g. {"buildSilverTables": 30000}. */
@@ -149,7 +208,13 @@ export class ConfigError extends Error {
 }
 
 /** Keys that hold secrets: accepted from the environment only, never from a file, never printed. */
-const SECRET_KEYS = ['pseudonymKey', 'lake.secretAccessKey', 'llm.apiKey'];
+const SECRET_KEYS = [
+  'pseudonymKey',
+  'lake.secretAccessKey',
+  'llm.apiKey',
+  'interventions.email.password',
+  'interventions.webhook.secret',
+];
 
 /** Development-only defaults: the embedded setup works out of the box; real deployments set these in env. */
 const DEV_PSEUDONYM_KEY = 'edlake-development-pseudonym-key';
@@ -233,6 +298,21 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
   EDLAKE_SEGMENT_ALGORITHM: 'models.segmentAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
+  EDLAKE_INTERVENTIONS: 'interventions.enabled',
+  EDLAKE_COOLDOWN_DAYS: 'interventions.cooldownDays',
+  EDLAKE_QUIET_HOURS: 'interventions.quietHours',
+  EDLAKE_NIGHTLY_CAP: 'interventions.nightlyCap',
+  EDLAKE_CONTROL_SHARE: 'interventions.controlShare',
+  EDLAKE_APPROVAL_TIMEOUT_HOURS: 'interventions.approvalTimeoutHours',
+  EDLAKE_DELIVERY_MAX_ATTEMPTS: 'interventions.delivery.maximumAttempts',
+  EDLAKE_DELIVERY_RETRY_SECONDS: 'interventions.delivery.initialIntervalSeconds',
+  EDLAKE_DELIVERY_TIMEOUT_MS: 'interventions.delivery.timeoutMs',
+  EDLAKE_SMTP_URL: 'interventions.email.smtpUrl',
+  EDLAKE_SMTP_USER: 'interventions.email.user',
+  EDLAKE_SMTP_PASSWORD: 'interventions.email.password',
+  EDLAKE_MAIL_FROM: 'interventions.email.from',
+  EDLAKE_WEBHOOK_URL: 'interventions.webhook.url',
+  EDLAKE_WEBHOOK_SECRET: 'interventions.webhook.secret',
 };
 
 function defaults(home: string, env: Env): Record<string, unknown> {
@@ -279,10 +359,41 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       fairnessWeight: 0,
     },
     llm: { model: 'claude-sonnet-4-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
+    interventions: {
+      enabled: true,
+      rules: DEFAULT_RULES,
+      cooldownDays: 7,
+      quietHours: '21-8',
+      nightlyCap: 50,
+      controlShare: 0.1,
+      approvalTimeoutHours: 48,
+      fairnessFlagGap: 0.25,
+      maxMessageChars: 700,
+      delivery: { maximumAttempts: 5, initialIntervalSeconds: 10, maximumIntervalSeconds: 600, timeoutMs: 10_000 },
+      email: { from: 'edlake <noreply@edlake.invalid>' },
+      webhook: {},
+    },
     pseudonymKey: DEV_PSEUDONYM_KEY,
     faults: { holdMs: {} },
   };
 }
+
+/** The default policy: a mentor hears of the most worrying cases (after approval), others get a plan or a nudge. */
+const DEFAULT_RULES: InterventionRule[] = [
+  {
+    kind: 'mentor_alert',
+    channel: 'webhook',
+    approval: true,
+    when: { atRisk: true, minRisk: 0.9, features: { active_days_7d: { lt: 2 } } },
+  },
+  {
+    kind: 'study_plan',
+    channel: 'email',
+    approval: false,
+    when: { atRisk: true, features: { practice_events_14d: { lt: 10 } } },
+  },
+  { kind: 'nudge', channel: 'outbox', approval: false, when: { atRisk: true } },
+];
 
 /** The MinIO module version built by `edlake services up` (the newest one the Go module proxy serves here). */
 export const MINIO_PSEUDO_VERSION = 'v0.0.0-20260212201848-7aac2a2c5b7c';

@@ -1,7 +1,17 @@
 /** Types shared by workflows, clients and the CLI. No I/O, no Node built-ins: safe inside the workflow sandbox. */
 
 export type Stage =
-  'queued' | 'bronze' | 'silver' | 'timeline' | 'gold' | 'embeddings' | 'models' | 'scoring' | 'done' | 'failed';
+  | 'queued'
+  | 'bronze'
+  | 'silver'
+  | 'timeline'
+  | 'gold'
+  | 'embeddings'
+  | 'models'
+  | 'scoring'
+  | 'interventions'
+  | 'done'
+  | 'failed';
 
 export interface NightlyPipelineInput {
   /** The partition date, YYYY-MM-DD. */
@@ -29,6 +39,8 @@ export interface NightlyProgress {
   /** Retrain decisions taken tonight, per model. */
   retrains: { name: string; version: number; promoted: boolean; why: string }[];
   models: Record<string, number>;
+  /** Tonight's decisions: started workflows, control group, skipped by reason. */
+  interventions: { eligible: number; started: number; control: number; skipped: Record<string, number> };
   notes: string[];
 }
 
@@ -51,3 +63,24 @@ export interface RetrainInput {
 export function retrainWorkflowId(name: string, date: string): string {
   return `retrain-${name}-${date}`;
 }
+
+/** The approve/reject signal's optional payload: who decided, and why. */
+export interface ApprovalDecision {
+  by?: string;
+  note?: string;
+}
+
+/** An intervention workflow's state, returned by its query and as its result. */
+export interface InterventionState {
+  id: string;
+  kind: string;
+  channel: string;
+  status: string;
+  deliverAt: string;
+  approval: { reason: string; by?: string; note?: string } | null;
+  message: { subject: string; source: string; fallbackReason: string | null } | null;
+  attempts: number;
+  detail: string | null;
+}
+
+export const INTERVENTION_WORKFLOW_PREFIX = 'intervention-';

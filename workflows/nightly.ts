@@ -4,8 +4,11 @@ import {
   log,
   proxyActivities,
   setCurrentDetails,
+  ParentClosePolicy,
   setHandler,
+  startChild,
   upsertSearchAttributes,
+  WorkflowIdReusePolicy,
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
@@ -17,6 +20,7 @@ import {
   retrainWorkflowId,
   type Stage,
 } from './contracts.js';
+import { interventionWorkflow } from './intervention.js';
 import { retrainModel } from './retrain.js';
 
 /** The innermost message of a failure (activity and child failures wrap the one that says what went wrong). */
@@ -69,7 +73,14 @@ function computeActivities(heartbeatSeconds: number, summary: string) {
  * idempotent: running a date again yields the same partitions, never duplicates. ID: `nightly-<date>`.
  */
 export async function nightlyPipeline(
-  input: NightlyPipelineInput & { heartbeatTimeoutSeconds?: number },
+  input: NightlyPipelineInput & {
+    heartbeatTimeoutSeconds?: number;
+    /** Delivery settings handed to each intervention workflow (from config, at start). */
+    interventions?: {
+      approvalTimeoutHours: number;
+      retry: { maximumAttempts: number; initialIntervalSeconds: number; maximumIntervalSeconds: number };
+    };
+  },
 ): Promise<NightlySummary> {
   const { runId } = workflowInfo();
   const writeId = `run-${runId}`;
@@ -94,6 +105,7 @@ export async function nightlyPipeline(
     drift: null,
     retrains: [],
     models: {},
+    interventions: { eligible: 0, started: 0, control: 0, skipped: {} },
     notes: [],
   };
   const partitions: NightlySummary['partitions'] = [];
@@ -119,6 +131,9 @@ export async function nightlyPipeline(
             .map(([k, v]) => `${k} v${v}`)
             .join(', ') || '—'
         }`,
+        `- interventions: ${progress.interventions.started} started, ${progress.interventions.control} in the control group, ${Object.values(
+          progress.interventions.skipped,
+        ).reduce((a, b) => a + b, 0)} skipped`,
         ...progress.notes.map((n) => `- note: ${n}`),
       ].join('\n'),
     );
@@ -239,6 +254,43 @@ export async function nightlyPipeline(
     } catch (err) {
       if (!/no champion model/.test(rootMessage(err))) throw err;
       progress.notes.push('no champion model yet: nothing scored');
+    }
+
+    if (progress.stagesDone.includes('scoring')) {
+      show('interventions');
+      const acts = ioActivities(hb, `Decide interventions for ${input.date}`);
+      const decided = await acts.decideInterventions({ date: input.date, runId, writeId });
+      if (decided.partition) partitions.push(decided.partition);
+      progress.interventions = {
+        eligible: decided.counts.eligible,
+        started: 0,
+        control: decided.counts.control,
+        skipped: decided.counts.skipped,
+      };
+      const settings = input.interventions ?? {
+        approvalTimeoutHours: 48,
+        retry: { maximumAttempts: 5, initialIntervalSeconds: 10, maximumIntervalSeconds: 600 },
+      };
+      // Each intervention lives on after tonight's run (delivery times, approvals): started, not awaited. A re-run of
+      // the night finds them started already and leaves them alone.
+      for (const p of decided.planned) {
+        try {
+          await startChild(interventionWorkflow, {
+            workflowId: p.id,
+            args: [{ intervention: p, heartbeatTimeoutSeconds: hb, ...settings }],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+            staticSummary: `${p.kind.replace('_', ' ')} via ${p.channel} for ${p.studentKey}`,
+            staticDetails: `Decided by nightly-${input.date}; deliver at ${p.deliverAt}${p.needsApproval ? `; needs approval: ${p.approvalReason}` : ''}`,
+          });
+          progress.interventions.started++;
+        } catch (err) {
+          if (!/already (started|exists)/i.test(rootMessage(err))) throw err;
+        }
+      }
+      const outcomes = await acts.measureInterventionOutcomes({ date: input.date, runId, writeId });
+      if (outcomes.partition) partitions.push(outcomes.partition);
+      progress.stagesDone.push('interventions');
     }
 
     show('done');

@@ -220,6 +220,47 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
       }
     });
 
+  for (const verb of ['approve', 'reject'] as const) {
+    program
+      .command(`${verb} <id>`)
+      .description(
+        `${verb} an intervention waiting for a person (its workflow ID, intervention-<student_key>-<kind>-<date>)`,
+      )
+      .option('--by <name>', 'who decides (recorded with the decision)', process.env.USER ?? 'an operator')
+      .option('--note <text>', 'why (recorded with the decision)')
+      .option('--json', 'print the intervention state as JSON')
+      .action(async (id: string, o: { by: string; note?: string; json?: boolean }) => {
+        const config = loadConfig();
+        const { client, close } = await connectClient(config);
+        try {
+          const handle = client.workflow.getHandle(id);
+          let state: { status: string };
+          try {
+            state = await handle.query<{ status: string }>('intervention');
+          } catch (err) {
+            throw new CliError(
+              `${id}: no running intervention with this ID (${(err as Error).message.split('\n')[0]})`,
+              EXIT.input,
+            );
+          }
+          if (state.status !== 'awaiting_approval')
+            throw new CliError(`${id} is not waiting for approval (status: ${state.status})`, EXIT.input);
+          await handle.signal(verb, { by: o.by, ...(o.note ? { note: o.note } : {}) });
+          // The workflow records the decision right away; show the state it reached.
+          const deadline = Date.now() + 10_000;
+          let now = state;
+          while (now.status === 'awaiting_approval' && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 200));
+            now = await handle.query<{ status: string }>('intervention');
+          }
+          if (o.json) json(now);
+          else print(`${id}: ${now.status}`);
+        } finally {
+          await close();
+        }
+      });
+  }
+
   const models = program
     .command('models')
     .description('versions of the risk and segment models: metrics, fairness, training window, decisions, champion')

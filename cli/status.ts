@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import { lakeLocation } from '../config/index.js';
 import type { Lake } from '../lake/lake.js';
 import { LAYERS } from '../lake/paths.js';
+import { readInterventionStatuses } from '../activities/interventions/index.js';
 
 export interface PartitionStatus {
   layer: string;
@@ -29,6 +30,7 @@ export interface LakeStatus {
   webUi: string;
   runs: RunStatus[] | { error: string };
   partitions: PartitionStatus[];
+  interventions: InterventionSummary;
   /** Per source and date: raw = accepted + duplicates + quarantined. */
   reconciliation: {
     source: string;
@@ -38,6 +40,54 @@ export interface LakeStatus {
     duplicates: number;
     quarantined: number;
   }[];
+}
+
+export interface InterventionSummary {
+  /** Interventions by their latest status, per kind. */
+  byKind: Record<string, Record<string, number>>;
+  pendingApprovals: { id: string; channel: string; since: string; detail: string }[];
+  deadLetters: { id: string; channel: string; at: string; detail: string }[];
+  /** Engagement after the decision, delivered vs control, pooled over the latest outcome partition's nights. */
+  outcomes: { date: string; byKind: Record<string, Record<string, Record<string, number>>> } | null;
+}
+
+export async function collectInterventions(lake: Lake): Promise<InterventionSummary> {
+  const records = await readInterventionStatuses(lake.store);
+  const byKind: InterventionSummary['byKind'] = {};
+  for (const r of records) {
+    byKind[r.kind] ??= {};
+    byKind[r.kind]![r.status] = (byKind[r.kind]![r.status] ?? 0) + 1;
+  }
+  // Control-group members and skipped students have no workflow: counted from the decisions.
+  for (const date of await lake.listPartitions('gold', 'interventions')) {
+    const m = await lake.readManifest('gold', 'interventions', date);
+    if (!m) continue;
+    byKind.all ??= {};
+    byKind.all.control = (byKind.all.control ?? 0) + (m.stats.control ?? 0);
+  }
+  const pick = (status: string) =>
+    records
+      .filter((r) => r.status === status)
+      .sort((a, b) => (a.at < b.at ? -1 : 1))
+      .map((r) => ({ id: r.id, channel: r.channel, at: r.at, detail: r.detail ?? '' }));
+  const latest = (await lake.listPartitions('gold', 'intervention_outcomes')).at(-1);
+  let outcomes: InterventionSummary['outcomes'] = null;
+  if (latest) {
+    const m = await lake.readManifest('gold', 'intervention_outcomes', latest);
+    const out: Record<string, Record<string, Record<string, number>>> = {};
+    for (const [k, v] of Object.entries(m?.stats ?? {})) {
+      const [kind, arm, measure] = k.split('.') as [string, string, string];
+      if (!measure) continue;
+      ((out[kind] ??= {})[arm] ??= {})[measure] = v;
+    }
+    outcomes = { date: latest, byKind: out };
+  }
+  return {
+    byKind,
+    pendingApprovals: pick('awaiting_approval').map(({ at, ...r }) => ({ ...r, since: at })),
+    deadLetters: pick('dead_letter'),
+    outcomes,
+  };
 }
 
 export async function collectLakeStatus(lake: Lake): Promise<Pick<LakeStatus, 'partitions' | 'reconciliation'>> {
@@ -102,6 +152,7 @@ export async function collectStatus(
     webUi: config.temporal.uiUrl,
     runs: client ? await collectRuns(client) : { error: clientError ?? 'Temporal unreachable' },
     ...l,
+    interventions: await collectInterventions(lake),
   };
 }
 
@@ -126,5 +177,31 @@ export function formatStatus(s: LakeStatus): string {
     );
   }
   if (!s.reconciliation.length) lines.push('  (none)');
+  const iv = s.interventions;
+  lines.push('', 'interventions (latest status per kind):');
+  const kinds = Object.entries(iv.byKind);
+  for (const [kind, counts] of kinds)
+    lines.push(
+      `  ${kind.padEnd(13)} ${Object.entries(counts)
+        .map(([k, n]) => `${k}=${n}`)
+        .join(' ')}`,
+    );
+  if (!kinds.length) lines.push('  (none)');
+  lines.push(`pending approvals (edlake approve|reject ID): ${iv.pendingApprovals.length}`);
+  for (const a of iv.pendingApprovals.slice(0, 20)) lines.push(`  ${a.id}  via ${a.channel}  since ${a.since}`);
+  lines.push(`dead letters: ${iv.deadLetters.length}`);
+  for (const d of iv.deadLetters.slice(0, 20)) lines.push(`  ${d.id}  via ${d.channel}  ${d.detail}`);
+  if (iv.outcomes) {
+    lines.push(
+      `outcomes (as of ${iv.outcomes.date}; events per student-day after the decision, delivered vs control):`,
+    );
+    for (const [kind, arms] of Object.entries(iv.outcomes.byKind)) {
+      const f = (a: string) =>
+        arms[a]
+          ? `${arms[a]!.events_per_day!.toFixed(2)} (${arms[a]!.students} students, active ${(100 * arms[a]!.active_day_share!).toFixed(0)}% of days)`
+          : '—';
+      lines.push(`  ${kind.padEnd(13)} delivered ${f('delivered')}  control ${f('control')}`);
+    }
+  }
   return lines.join('\n');
 }

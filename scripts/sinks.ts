@@ -33,8 +33,8 @@ export interface SinkOptions {
   secret: string;
   /** Where accepted messages are also written as files (.eml and .json); none when omitted. */
   dir?: string;
-  /** Override the receiver's answer for the n-th request (1-based): a status code, or 'hang' to never answer. */
-  webhookAnswer?: (n: number) => number | 'hang' | undefined;
+  /** Override the receiver's answer to the n-th request (1-based) with this key: a status code, or 'hang'. */
+  webhookAnswer?: (n: number, key: string) => number | 'hang' | undefined;
   /** Override the SMTP server's answer for the n-th message: an SMTP reply code. */
   smtpAnswer?: (n: number) => number | undefined;
 }
@@ -86,20 +86,21 @@ export async function startSinks(o: SinkOptions): Promise<Sinks> {
   await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
   const smtpPort = (smtp.server.address() as AddressInfo).port;
 
-  let requests = 0;
+  const perKey = new Map<string, number>();
   const hanging = new Set<ServerResponse>();
   const http = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const n = ++requests;
       const body = Buffer.concat(chunks).toString('utf8');
       const key = String(req.headers['idempotency-key'] ?? '');
+      const n = (perKey.get(key) ?? 0) + 1;
+      perKey.set(key, n);
       const given = String(req.headers['x-edlake-signature'] ?? '');
       const expected = `sha256=${createHmac('sha256', o.secret).update(body).digest('hex')}`;
       const signatureValid =
         given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
-      const forced = o.webhookAnswer?.(n);
+      const forced = o.webhookAnswer?.(n, key);
       if (forced === 'hang') {
         webhook.requests.push({ key, signatureValid, status: 0, body });
         hanging.add(res);

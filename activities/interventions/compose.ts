@@ -44,8 +44,8 @@ export function templateMessage(ctx: MessageContext): Composed {
   const focus = topics.length ? ` A good place to start: ${topics.join(' and ')}.` : '';
   const body =
     ctx.kind === 'mentor_alert'
-      ? `A student${course} has been much less active lately and may welcome a personal check-in.` +
-        (ctx.factors.length ? ` What stands out: ${ctx.factors.slice(0, 3).join('; ')}.` : '') +
+      ? `A student${course} may welcome a personal check-in.` +
+        (topics.length ? ` What stands out in their recent activity: ${topics.join('; ')}.` : '') +
         ' Please reach out with an offer of support.'
       : ctx.kind === 'study_plan'
         ? `Hi ${FIRST_NAME}, here is a small plan for the week${course}: pick two short practice sessions of about ` +

@@ -4,6 +4,7 @@ import { parquetScan, rowsTable, sqlList } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import type { PartitionRef } from '../../lake/manifest.js';
 import { publishQuery } from '../../lake/publish-query.js';
+import type { ObjectStore } from '../../lake/store.js';
 import { type ActivityDeps, faultHold, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { studentKey } from '../identity.js';
@@ -53,6 +54,29 @@ export function interventionId(key: string, kind: string, date: string): string 
 const LEDGER = 'interventions/ledger';
 const STATUS = 'interventions/status';
 
+/** Every intervention's latest status (one object per intervention) of the dates given, or of all dates. */
+export async function readInterventionStatuses(store: ObjectStore, dates?: string[]): Promise<StatusRecord[]> {
+  const prefixes = dates ? dates.map((d) => `${STATUS}/dt=${d}/`) : [`${STATUS}/`];
+  const out: StatusRecord[] = [];
+  for (const p of prefixes) {
+    for (const o of await store.list(p)) {
+      const b = await store.getBytes(o.key);
+      if (b) out.push(JSON.parse(b.toString('utf8')) as StatusRecord);
+    }
+  }
+  return out;
+}
+
+/** A delivery's ledger: every attempt, failure and the confirmation, as written. */
+export async function readLedger(store: ObjectStore, id: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const o of await store.list(`${LEDGER}/${id}/`)) {
+    const b = await store.getBytes(o.key);
+    if (b) out[o.key.slice(o.key.lastIndexOf('/') + 1).replace(/\.json$/, '')] = JSON.parse(b.toString('utf8'));
+  }
+  return out;
+}
+
 export function createInterventionActivities(deps: ActivityDeps) {
   const store = deps.lake.store;
   const cfg = () => deps.config.interventions;
@@ -91,19 +115,7 @@ export function createInterventionActivities(deps: ActivityDeps) {
   async function writeStatus(r: StatusRecord): Promise<void> {
     await store.putBytes(`${STATUS}/dt=${r.date}/${r.id}.json`, JSON.stringify(r));
   }
-
-  /** Every status record of the dates given (or all dates). */
-  async function readStatuses(dates?: string[]): Promise<StatusRecord[]> {
-    const prefixes = dates ? dates.map((d) => `${STATUS}/dt=${d}/`) : [`${STATUS}/`];
-    const out: StatusRecord[] = [];
-    for (const p of prefixes) {
-      for (const o of await store.list(p)) {
-        const b = await store.getBytes(o.key);
-        if (b) out.push(JSON.parse(b.toString('utf8')) as StatusRecord);
-      }
-    }
-    return out;
-  }
+  const readStatuses = (dates?: string[]) => readInterventionStatuses(store, dates);
 
   return {
     /**
@@ -393,14 +405,7 @@ export function createInterventionActivities(deps: ActivityDeps) {
             decisions.push(...(await deps.lake.localFiles('gold', 'interventions', d)).paths);
           const days = await deps.lake.lookbackFiles('silver', 'student_day', input.date, 29);
           if (!days.length) return { partition: null, rows: 0 };
-          const partition = await publishQuery(deps.lake, conn, dir, {
-            date: input.date,
-            runId: input.runId,
-            writeId: input.writeId,
-            schemaVersion: 1,
-            layer: 'gold',
-            dataset: 'intervention_outcomes',
-            sql: `
+          await conn.run(`CREATE OR REPLACE TEMP TABLE outcomes AS
               WITH d AS (
                 SELECT i.intervention_id, i.student_key, i.course_id, i.kind, i.decided_date,
                   CASE WHEN i.status = 'control' THEN 'control' ELSE 'delivered' END AS arm
@@ -414,10 +419,32 @@ export function createInterventionActivities(deps: ActivityDeps) {
               FROM d JOIN ${parquetScan(days)} sd
                 ON sd.student_key = d.student_key AND sd.course_id IS NOT DISTINCT FROM d.course_id
                 AND sd.date > d.decided_date AND sd.date <= least(d.decided_date + 7, DATE ${quotedString(input.date)})
-              GROUP BY ALL`,
+              GROUP BY ALL`);
+          // Pooled over decision nights, per kind and arm, for the manifest (read by edlake status).
+          const stats: Record<string, number> = {};
+          for (const r of (
+            await conn.runAndReadAll(`SELECT kind, arm, sum(students) AS students,
+                sum(events_per_day * student_days) / sum(student_days) AS events_per_day,
+                sum(active_day_share * student_days) / sum(student_days) AS active_day_share
+              FROM outcomes GROUP BY ALL`)
+          ).getRowObjects()) {
+            const k = `${String(r.kind)}.${String(r.arm)}`;
+            stats[`${k}.students`] = Number(r.students);
+            stats[`${k}.events_per_day`] = Number(r.events_per_day);
+            stats[`${k}.active_day_share`] = Number(r.active_day_share);
+          }
+          const partition = await publishQuery(deps.lake, conn, dir, {
+            date: input.date,
+            runId: input.runId,
+            writeId: input.writeId,
+            schemaVersion: 1,
+            layer: 'gold',
+            dataset: 'intervention_outcomes',
+            sql: 'SELECT * FROM outcomes',
             orderBy: 'decided_date, kind, arm',
-            stats: {},
+            stats,
           });
+          await conn.run('DROP TABLE outcomes');
           await conn.run('DROP TABLE statuses');
           return { partition, rows: partition.rowCount };
         }),

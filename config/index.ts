@@ -380,12 +380,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
 
 /** The default policy: a mentor hears of the most worrying cases (after approval), others get a plan or a nudge. */
 const DEFAULT_RULES: InterventionRule[] = [
-  {
-    kind: 'mentor_alert',
-    channel: 'webhook',
-    approval: true,
-    when: { atRisk: true, minRisk: 0.9, features: { active_days_7d: { lt: 2 } } },
-  },
+  { kind: 'mentor_alert', channel: 'webhook', approval: true, when: { atRisk: true, minRisk: 0.97 } },
   {
     kind: 'study_plan',
     channel: 'email',

@@ -29,27 +29,38 @@ const SUBJECTS: Record<MessageContext['kind'], string> = {
   mentor_alert: 'A student may welcome a check-in',
 };
 
-/** Plain words for factors in a student-facing sentence ("low practice events over …" → "practice"). */
-function topic(factor: string): string {
+/** A factor without its window and parenthetical detail: "low practice events over the last 14 days" → "low practice events". */
+function plain(factor: string): string {
   return factor
-    .replace(/^(low|high) /, '')
     .replace(/ over the last \d+ days$/, '')
+    .replace(/\s*\([^)]*\)/g, '')
     .trim();
+}
+
+/** A concrete, kind next step for the family of a factor (practice, video, forum, assignments, regular study). */
+function suggestion(factor: string): string {
+  const f = factor.toLowerCase();
+  if (/practice|problem|accuracy|attempt/.test(f)) return 'a few practice problems';
+  if (/video|watch|lecture/.test(f)) return 'the next lecture video';
+  if (/forum|post|word/.test(f)) return 'a question or a reply in the forum';
+  if (/submission|assessment|score|late|due/.test(f)) return 'the next assignment, a little ahead of its due date';
+  return 'short study sessions on a few more days of the week';
 }
 
 /** The deterministic composer: used without a key and whenever the language model's answer fails a check. */
 export function templateMessage(ctx: MessageContext): Composed {
   const course = ctx.course ? ` in ${ctx.course}` : '';
-  const topics = [...new Set(ctx.factors.map(topic))].slice(0, 2);
-  const focus = topics.length ? ` A good place to start: ${topics.join(' and ')}.` : '';
+  const steps = [...new Set(ctx.factors.map(suggestion))].slice(0, 2);
+  const focus = steps.length ? ` A good place to start: ${steps.join(' and ')}.` : '';
+  const seen = [...new Set(ctx.factors.map(plain))].slice(0, 3);
   const body =
     ctx.kind === 'mentor_alert'
       ? `A student${course} may welcome a personal check-in.` +
-        (topics.length ? ` What stands out in their recent activity: ${topics.join('; ')}.` : '') +
+        (seen.length ? ` What stands out in their recent activity: ${seen.join('; ')}.` : '') +
         ' Please reach out with an offer of support.'
       : ctx.kind === 'study_plan'
-        ? `Hi ${FIRST_NAME}, here is a small plan for the week${course}: pick two short practice sessions of about ` +
-          `20 minutes, watch the next lecture, and note one question to bring to the forum.${focus} ` +
+        ? `Hi ${FIRST_NAME}, here is a small plan for the week${course}: two short practice sessions of about ` +
+          `20 minutes, the next lecture, and one question to bring to the forum.${focus} ` +
           'Small steps add up, and your teachers are glad to help.'
         : `Hi ${FIRST_NAME}, we noticed you have not been around much${course} lately. Everything is still here for ` +
           `you whenever you are ready.${focus} If something is getting in the way, your teachers are happy to help.`;

@@ -379,6 +379,39 @@ describe('interventions', () => {
     }, 300_000);
   });
 
+  describe('outcomes', () => {
+    it('compares the engagement after the decision of delivered students with the control group, per kind', async () => {
+      const deps = createDeps(config);
+      const a = createActivities(deps);
+      const [d1, d2] = [gen.dates[1]!, gen.dates[2]!];
+      const out = await a.measureInterventionOutcomes({ date: d2, runId: 'r', writeId: 'outcomes' });
+      expect(out.partition).not.toBeNull();
+      const db = await DuckDBInstance.create(':memory:');
+      const conn = await db.connect();
+      const got = (
+        await conn.runAndReadAll(
+          `SELECT kind, arm, students, student_days FROM ${parquetScan((await deps.lake.localFiles('gold', 'intervention_outcomes', d2)).paths)}`,
+        )
+      ).getRowObjects();
+      const delivered = (await readInterventionStatuses(deps.lake.store, [d1])).filter((r) => r.status === 'delivered');
+      const expectArm = (arm: string, byKind: Map<string, number>) => {
+        for (const [kind, n] of byKind) {
+          const row = got.find((r) => r.kind === kind && r.arm === arm);
+          expect(Number(row?.students), `${kind} ${arm}`).toBe(n);
+          expect(Number(row?.student_days)).toBe(n); // one follow-up day so far
+        }
+      };
+      const count = (keys: string[]) => keys.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map<string, number>());
+      expectArm('delivered', count(delivered.map((r) => r.kind)));
+      expectArm('control', count(rows[d1]!.filter((r) => r.status === 'control').map((r) => String(r.kind))));
+      expect(got.some((r) => r.arm === 'control')).toBe(true);
+      expect(got.some((r) => r.arm === 'delivered')).toBe(true);
+      const status = await collectInterventions(deps.lake);
+      expect(status.outcomes?.date).toBe(d2);
+      await deps.duck.close();
+    });
+  });
+
   describe('composing with the language model', () => {
     let api: Server;
     const requests: string[] = [];

@@ -14,14 +14,15 @@ const rules = loadConfig({}).interventions.rules;
 describe('intervention policy', () => {
   it('takes the first rule whose every condition holds', () => {
     const quiet = { active_days_7d: 1, practice_events_14d: 2 };
-    expect(matchRule(rules, { risk: 0.95, atRisk: true, features: quiet })?.kind).toBe('mentor_alert');
+    expect(matchRule(rules, { risk: 0.99, atRisk: true, features: quiet })?.kind).toBe('mentor_alert');
+    expect(matchRule(rules, { risk: 0.99, atRisk: false, features: quiet })).toBeNull();
     expect(matchRule(rules, { risk: 0.7, atRisk: true, features: quiet })?.kind).toBe('study_plan');
     expect(matchRule(rules, { risk: 0.7, atRisk: true, features: { ...quiet, practice_events_14d: 40 } })?.kind).toBe(
       'nudge',
     );
     expect(matchRule(rules, { risk: 0.2, atRisk: false, features: quiet })).toBeNull();
     // A missing feature never satisfies a bound.
-    expect(matchRule(rules, { risk: 0.95, atRisk: true, features: {} })?.kind).toBe('nudge');
+    expect(matchRule(rules, { risk: 0.9, atRisk: true, features: {} })?.kind).toBe('nudge');
   });
 
   it('holds back a stable share of students as the control group', () => {

@@ -3,6 +3,7 @@ import type { ActivityDeps } from './context.js';
 import { createEmbeddingActivities } from './embeddings/index.js';
 import { createGoldActivities } from './gold.js';
 import { createInterventionActivities } from './interventions/index.js';
+import { createLakeActivities } from './lake-ops.js';
 import { createModelActivities } from './models/index.js';
 import { createSilverActivities } from './silver/index.js';
 import { createTimelineActivities } from './timeline.js';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEmbeddingActivities(deps),
     ...createModelActivities(deps),
     ...createInterventionActivities(deps),
+    ...createLakeActivities(deps),
   };
 }
 

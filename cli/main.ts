@@ -6,7 +6,7 @@ import { sourceKinds } from '../activities/sources.js';
 import { lakeLocation, loadConfig, redactedConfig } from '../config/index.js';
 import { generate } from '../generator/index.js';
 import { createLake } from '../lake/lake.js';
-import { isoDay } from '../lake/paths.js';
+import { assertDate, isoDay } from '../lake/paths.js';
 import { resolveMinio, resolveTemporalCli, servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
 import { ModelRegistry, MODEL_NAMES } from '../activities/models/registry.js';
 import { installModel } from '../scripts/model.js';
@@ -15,6 +15,7 @@ import { connectClient } from './client.js';
 import { CliError, describeError, EXIT } from './errors.js';
 import { followNightly, startNightly } from './runs.js';
 import { collectStatus, formatStatus } from './status.js';
+import { applySchedule, backfillSchedule, followBackfill, scheduleHandle, startBackfill } from './schedule.js';
 import { runMainJob } from './start.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -28,6 +29,15 @@ function int(name: string) {
       throw new CliError(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`, EXIT.usage);
     return n;
   };
+}
+
+function dateArg(v: string, name: string): string {
+  try {
+    assertDate(v);
+  } catch {
+    throw new CliError(`--${name} must be a date YYYY-MM-DD, got ${JSON.stringify(v)}`, EXIT.usage);
+  }
+  return v;
 }
 
 function progressBar(label: string, total: number): cliProgress.SingleBar | null {
@@ -219,6 +229,162 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         await conn?.close();
       }
     });
+
+  const schedule = program
+    .command('schedule')
+    .description('the nightly Temporal Schedule (cron, timezone and catch-up window from config; overlaps skipped)');
+  schedule
+    .command('apply')
+    .description('create the schedule, or update it to the configuration (idempotent)')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const config = loadConfig();
+      const { client, close } = await connectClient(config);
+      try {
+        const what = await applySchedule(client, config);
+        const s = config.schedule;
+        if (o.json) json({ scheduleId: s.id, result: what, cron: s.cron, timezone: s.timezone });
+        else print(`schedule ${s.id} ${what}: ${s.cron} (${s.timezone}), overlap skip, catch-up ${s.catchupWindow}`);
+      } finally {
+        await close();
+      }
+    });
+  for (const [verb, what] of [
+    ['pause', 'stop starting runs (a note records why)'],
+    ['unpause', 'start runs again'],
+    ['trigger', 'start a run now (for yesterday in the schedule timezone)'],
+    ['delete', 'remove the schedule (runs already started are kept)'],
+    ['describe', 'the schedule: spec, state, recent and next runs'],
+  ] as const) {
+    schedule
+      .command(verb)
+      .description(what)
+      .option('--note <text>', 'why (pause, unpause)')
+      .option('--json', 'print JSON')
+      .action(async (o: { note?: string; json?: boolean }) => {
+        const config = loadConfig();
+        const { client, close } = await connectClient(config);
+        try {
+          const h = await scheduleHandle(client, config);
+          if (verb === 'pause') await h.pause(o.note ?? 'paused with edlake schedule pause');
+          if (verb === 'unpause') await h.unpause(o.note ?? 'unpaused with edlake schedule unpause');
+          if (verb === 'trigger') await h.trigger();
+          if (verb === 'delete') await h.delete();
+          if (verb === 'describe') {
+            const d = await h.describe();
+            const out = {
+              scheduleId: d.scheduleId,
+              paused: d.state.paused,
+              note: d.state.note,
+              spec: d.spec,
+              recentActions: d.info.recentActions.map((a) => ({
+                scheduledAt: a.scheduledAt,
+                workflowId: a.action.workflow.workflowId,
+              })),
+              nextActionTimes: d.info.nextActionTimes.slice(0, 3),
+            };
+            if (o.json) json(out);
+            else print(JSON.stringify(out, null, 2));
+            return;
+          }
+          if (o.json) json({ scheduleId: config.schedule.id, done: verb });
+          else print(`schedule ${config.schedule.id}: ${verb} done`);
+        } finally {
+          await close();
+        }
+      });
+  }
+  schedule
+    .command('backfill')
+    .description("the Schedule's own backfill for partition dates FROM..TO (chunked; every date runs, in order)")
+    .requiredOption('--from <date>', 'first partition date, YYYY-MM-DD')
+    .requiredOption('--to <date>', 'last partition date, YYYY-MM-DD')
+    .option('--json', 'print JSON')
+    .action(async (o: { from: string; to: string; json?: boolean }) => {
+      const config = loadConfig();
+      const [from, to] = [dateArg(o.from, 'from'), dateArg(o.to, 'to')];
+      if (from > to) throw new CliError(`--from ${from} is after --to ${to}`, EXIT.usage);
+      const { client, close } = await connectClient(config);
+      try {
+        const chunks = await backfillSchedule(client, config, from, to);
+        if (o.json) json({ scheduleId: config.schedule.id, from, to, chunks });
+        else print(`schedule ${config.schedule.id}: backfill ${from} … ${to} requested in ${chunks} chunk(s)`);
+      } finally {
+        await close();
+      }
+    });
+
+  program
+    .command('backfill')
+    .description(
+      'run nightly-<date> for every date FROM..TO as one backfill-<from>-<to> workflow (resumable, idempotent)',
+    )
+    .requiredOption('--from <date>', 'first date, YYYY-MM-DD')
+    .requiredOption('--to <date>', 'last date, YYYY-MM-DD')
+    .option('--concurrency <n>', 'dates at once for stages that do not read earlier dates', int('concurrency'), 4)
+    .option(
+      '--stages <list>',
+      'comma-separated subset of bronze,silver,timeline,gold,embeddings,models,scoring,interventions',
+    )
+    .option('--follow', 'show progress until it ends')
+    .option('--json', 'print JSON')
+    .action(
+      async (o: {
+        from: string;
+        to: string;
+        concurrency: number;
+        stages?: string;
+        follow?: boolean;
+        json?: boolean;
+      }) => {
+        const config = loadConfig();
+        const [from, to] = [dateArg(o.from, 'from'), dateArg(o.to, 'to')];
+        if (from > to) throw new CliError(`--from ${from} is after --to ${to}`, EXIT.usage);
+        const known = ['bronze', 'silver', 'timeline', 'gold', 'embeddings', 'models', 'scoring', 'interventions'];
+        const stages = o.stages?.split(',').map((x) => x.trim());
+        const bad = stages?.filter((x) => !known.includes(x)) ?? [];
+        if (bad.length)
+          throw new CliError(`--stages: unknown stage ${bad.join(', ')} (known: ${known.join(', ')})`, EXIT.usage);
+        const { client, close } = await connectClient(config);
+        try {
+          const handle = await startBackfill(client, config, {
+            from,
+            to,
+            concurrency: Math.max(1, o.concurrency),
+            ...(stages ? { stages } : {}),
+          });
+          if (!o.follow) {
+            if (o.json) json({ workflowId: handle.workflowId });
+            else
+              print(
+                `started ${handle.workflowId}: ${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${handle.workflowId}`,
+              );
+            return;
+          }
+          const total = Math.round((Date.parse(to) - Date.parse(from)) / 86_400_000) + 1;
+          const bar = progressBar('backfill', total);
+          let last = '';
+          try {
+            const res = await followBackfill(handle, (p) => {
+              bar?.update(p.done, { unit: `dates (running: ${p.running.join(', ') || '—'})` });
+              const line = `${handle.workflowId}: ${p.done}/${p.total} done, ${p.unchanged} unchanged, running ${p.running.join(', ') || '—'}`;
+              if (!bar && line !== last) say((last = line));
+            });
+            bar?.stop();
+            if (o.json) json(res);
+            else
+              print(
+                `${handle.workflowId}: ${res.done}/${res.total} dates done, ${res.unchanged} unchanged, ${res.failed.length} failed`,
+              );
+          } catch (err) {
+            bar?.stop();
+            throw new CliError(`${handle.workflowId} failed: ${(err as Error).message}`, EXIT.runFailed);
+          }
+        } finally {
+          await close();
+        }
+      },
+    );
 
   for (const verb of ['approve', 'reject'] as const) {
     program

@@ -1,5 +1,6 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
+import { nightlySettings } from './schedule.js';
 import type { Config } from '../config/index.js';
 import { assertDate } from '../lake/paths.js';
 import { type NightlyProgress, type NightlySummary, nightlyWorkflowId } from '../workflows/contracts.js';
@@ -22,20 +23,7 @@ export async function startNightly(client: Client, config: Config, date: string)
     return await client.workflow.start<typeof nightlyPipeline>('nightlyPipeline', {
       workflowId: nightlyWorkflowId(date),
       taskQueue: config.temporal.taskQueue,
-      args: [
-        {
-          date,
-          heartbeatTimeoutSeconds: config.temporal.heartbeatTimeoutSeconds,
-          interventions: {
-            approvalTimeoutHours: config.interventions.approvalTimeoutHours,
-            retry: {
-              maximumAttempts: config.interventions.delivery.maximumAttempts,
-              initialIntervalSeconds: config.interventions.delivery.initialIntervalSeconds,
-              maximumIntervalSeconds: config.interventions.delivery.maximumIntervalSeconds,
-            },
-          },
-        },
-      ],
+      args: [{ date, ...nightlySettings(config) }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       staticSummary: `Nightly run for ${date}: bronze → silver → gold → models → interventions`,

@@ -193,6 +193,24 @@ export const configSchema = z.object({
       secret: z.string().min(16, 'must be at least 16 characters (EDLAKE_WEBHOOK_SECRET)').optional(),
     }),
   }),
+  /** The nightly Temporal Schedule. */
+  schedule: z.object({
+    id: z.string().regex(/^[A-Za-z0-9._-]+$/),
+    /** Cron expression in the schedule's timezone; the run processes the day before its start. */
+    cron: z.string().min(9),
+    timezone: z.string().refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be an IANA timezone such as Europe/Berlin'),
+    /** How late a missed run (server down) may still be started. */
+    catchupWindow: z
+      .string()
+      .regex(/^\d+ ?(seconds?|minutes?|hours?|days?|[smhd])$/, 'must be a duration like "1 day"'),
+  }),
   /** Keyed-HMAC secret for pseudonymous student keys. From env only. */
   pseudonymKey: z.string().min(16, 'must be at least 16 characters (EDLAKE_PSEUDONYM_KEY)'),
   /** Test-only fault injection: hold an activity before it starts, e.g. {"buildSilverTables": 30000}. */
@@ -298,6 +316,10 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
   EDLAKE_SEGMENT_ALGORITHM: 'models.segmentAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
+  EDLAKE_SCHEDULE_ID: 'schedule.id',
+  EDLAKE_SCHEDULE_CRON: 'schedule.cron',
+  EDLAKE_SCHEDULE_TIMEZONE: 'schedule.timezone',
+  EDLAKE_SCHEDULE_CATCHUP: 'schedule.catchupWindow',
   EDLAKE_INTERVENTIONS: 'interventions.enabled',
   EDLAKE_COOLDOWN_DAYS: 'interventions.cooldownDays',
   EDLAKE_QUIET_HOURS: 'interventions.quietHours',
@@ -358,7 +380,8 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       sensitiveAttribute: 'gender',
       fairnessWeight: 0,
     },
-    llm: { model: 'claude-sonnet-4-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
+    llm: { model: 'claude-sonnet-5-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
+    schedule: { id: 'edlake-nightly', cron: '0 2 * * *', timezone: 'UTC', catchupWindow: '1 day' },
     interventions: {
       enabled: true,
       rules: DEFAULT_RULES,

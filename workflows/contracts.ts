@@ -84,3 +84,51 @@ export interface InterventionState {
 }
 
 export const INTERVENTION_WORKFLOW_PREFIX = 'intervention-';
+
+/** Settings every nightly run takes from the configuration of whoever starts it (CLI, schedule, backfill). */
+export interface NightlySettings {
+  heartbeatTimeoutSeconds?: number;
+  interventions?: {
+    approvalTimeoutHours: number;
+    retry: { maximumAttempts: number; initialIntervalSeconds: number; maximumIntervalSeconds: number };
+  };
+}
+
+export interface BackfillInput {
+  from: string;
+  to: string;
+  concurrency: number;
+  /** Only these stages (default: all). */
+  stages?: string[];
+  nightly: NightlySettings;
+  /** Dates per run before continuing as new (default 40). */
+  datesPerRun?: number;
+  /** Set when the workflow continues as new: the first date not yet handled, and the counts so far. */
+  resumeFrom?: string;
+  carried?: { done: number; unchanged: number; failed: string[]; continuedAsNew: number };
+}
+
+export interface BackfillProgress {
+  from: string;
+  to: string;
+  total: number;
+  done: number;
+  /** Dates left as they were: nothing had landed since their gold was built. */
+  unchanged: number;
+  running: string[];
+  failed: string[];
+  /** Dates run at once (1 when stages read earlier dates). */
+  width: number;
+  stages: string[] | null;
+  continuedAsNew: number;
+}
+
+export function backfillWorkflowId(from: string, to: string): string {
+  return `backfill-${from}-${to}`;
+}
+
+/** The schedule's action: the scheduled run, which derives its partition date from the schedule's start time. */
+export interface ScheduledNightlyInput extends NightlySettings {
+  /** The schedule's timezone: the partition date is the day before the scheduled start, there. */
+  timezone: string;
+}

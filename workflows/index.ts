@@ -1,3 +1,5 @@
 export { nightlyPipeline, progressQuery } from './nightly.js';
 export { retrainModel } from './retrain.js';
 export { interventionWorkflow, approveSignal, rejectSignal, interventionQuery } from './intervention.js';
+export { backfillRange, backfillProgressQuery } from './backfill.js';
+export { scheduledNightly } from './scheduled.js';

@@ -76,6 +76,10 @@ export async function nightlyPipeline(
   input: NightlyPipelineInput & {
     heartbeatTimeoutSeconds?: number;
     /** Delivery settings handed to each intervention workflow (from config, at start). */
+    /** Run only these stages (a backfill's `--stages`); all by default. */
+    stages?: string[];
+    /** For backfills: when nothing landed since the date's gold was built, change nothing. */
+    skipUnchanged?: boolean;
     interventions?: {
       approvalTimeoutHours: number;
       retry: { maximumAttempts: number; initialIntervalSeconds: number; maximumIntervalSeconds: number };
@@ -145,118 +149,150 @@ export async function nightlyPipeline(
   };
   upsertSearchAttributes([{ key: RunDate, value: new Date(`${input.date}T00:00:00Z`) }]);
 
+  const want = (stage: Stage) => !input.stages || input.stages.includes(stage);
+  const summary = (): NightlySummary => ({
+    ...progress,
+    partitions: partitions.map(({ layer, dataset, date, rowCount, uri }) => ({ layer, dataset, date, rowCount, uri })),
+  });
+  let alignDates = [input.date];
   try {
-    show('bronze');
-    const bronze = await ioActivities(hb, `Land the raw drop of ${input.date} in bronze`).landBronzeFiles({
-      date: input.date,
-      runId,
-    });
-    progress.filesLanded = bronze.filesAdded;
-    progress.rows.bronzeFiles = bronze.sources.reduce((n, s) => n + (s.partition.stats.files ?? 0), 0);
-    partitions.push(...bronze.sources.map((s) => ({ ...s.partition, rowCount: s.partition.stats.files ?? 0 })));
-    progress.stagesDone.push('bronze');
-
-    show('silver');
-    const silver = await computeActivities(
-      hb,
-      `Clean, deduplicate and pseudonymize the ${input.date} landing into silver`,
-    ).buildSilverTables({
-      date: input.date,
-      runId,
-      writeId,
-    });
-    for (const r of silver.reconciliation) {
-      progress.rows.silver += r.accepted;
-      progress.rows.duplicates += r.duplicates;
-      progress.rows.quarantined += r.quarantined;
-      progress.rows.late += r.late;
-    }
-    progress.notes.push(...silver.notes);
-    partitions.push(...silver.partitions);
-    progress.stagesDone.push('silver');
-
-    // Late events change earlier days: realign them and recompute their features up to this date.
-    const touched = silver.touchedDates.filter((d) => d <= input.date);
-    const alignDates = touched.includes(input.date) ? touched : [...touched, input.date].sort();
-    show('timeline');
-    const timeline = await computeActivities(hb, `Align the timeline of ${alignDates.join(', ')}`).alignTimeline({
-      dates: alignDates,
-      landingDate: input.date,
-      runId,
-      writeId,
-    });
-    progress.rows.timeline =
-      timeline.partitions.find((p) => p.dataset === 'timeline' && p.date === input.date)?.rowCount ?? 0;
-    partitions.push(...timeline.partitions);
-    progress.stagesDone.push('timeline');
-
-    show('gold');
-    const goldDates = dateSpan(alignDates[0]!, input.date);
-    const gold = await computeActivities(hb, `Student features as of ${goldDates.join(', ')}`).buildGoldFeatures({
-      dates: goldDates,
-      runId,
-      writeId,
-    });
-    progress.rows.gold = gold.partitions.find((p) => p.date === input.date)?.rowCount ?? 0;
-    partitions.push(...gold.partitions);
-    progress.stagesDone.push('gold');
-
-    show('embeddings');
-    const emb = await computeActivities(hb, `Embed forum posts and behaviour of ${input.date}`).embedBehaviour({
-      date: input.date,
-      runId,
-      writeId,
-    });
-    progress.rows.embedded = emb.embedded;
-    partitions.push(...emb.partitions);
-    if (emb.truncated) progress.notes.push(`${emb.truncated} behaviour texts cut to the model's token limit`);
-    progress.stagesDone.push('embeddings');
-
-    show('models');
-    const drift = await computeActivities(hb, `Drift of ${input.date} against the training reference`).checkDrift({
-      date: input.date,
-      runId,
-      writeId,
-    });
-    progress.drift = { drifted: drift.drifted, reasons: drift.reasons };
-    if (drift.partition) partitions.push(drift.partition);
-    upsertSearchAttributes([{ key: Drift, value: drift.drifted }]);
-    for (const name of ['risk', 'segments'] as const) {
-      const reason = drift.retrain[name];
-      if (!reason) continue;
-      try {
-        const d = await executeChild(retrainModel, {
-          workflowId: retrainWorkflowId(name, input.date),
-          args: [{ name, date: input.date, reason, heartbeatTimeoutSeconds: hb }],
-          staticSummary: `Retrain ${name} for ${input.date}: ${reason}`,
-        });
-        progress.retrains.push({ name, version: d.version, promoted: d.promoted, why: d.why });
-      } catch (err) {
-        // A model that cannot be trained tonight (e.g. too few labelled students) leaves the champion in place.
-        progress.notes.push(`retrain ${name} failed: ${rootMessage(err)}`);
+    if (want('bronze')) {
+      show('bronze');
+      const bronze = await ioActivities(hb, `Land the raw drop of ${input.date} in bronze`).landBronzeFiles({
+        date: input.date,
+        runId,
+      });
+      progress.filesLanded = bronze.filesAdded;
+      progress.rows.bronzeFiles = bronze.sources.reduce((n, s) => n + (s.partition.stats.files ?? 0), 0);
+      partitions.push(...bronze.sources.map((s) => ({ ...s.partition, rowCount: s.partition.stats.files ?? 0 })));
+      progress.stagesDone.push('bronze');
+      if (input.skipUnchanged) {
+        const done = await ioActivities(hb, `Is ${input.date} already built from everything that landed?`).goldUpToDate(
+          {
+            date: input.date,
+          },
+        );
+        if (done) {
+          progress.notes.push('nothing landed since gold was built: every partition kept as it is');
+          show('done');
+          return summary();
+        }
       }
     }
-    progress.stagesDone.push('models');
 
-    show('scoring');
-    try {
-      const scored = await computeActivities(hb, `Risk scores and segments as of ${input.date}`).scoreStudents({
+    if (want('silver')) {
+      show('silver');
+      const silver = await computeActivities(
+        hb,
+        `Clean, deduplicate and pseudonymize the ${input.date} landing into silver`,
+      ).buildSilverTables({
         date: input.date,
         runId,
         writeId,
       });
-      progress.rows.scored = scored.scored;
-      progress.rows.atRisk = scored.atRisk;
-      progress.models = scored.versions;
-      partitions.push(...scored.partitions);
-      upsertSearchAttributes([{ key: ModelVersion, value: scored.versions.risk }]);
-      progress.stagesDone.push('scoring');
-    } catch (err) {
-      if (!/no champion model/.test(rootMessage(err))) throw err;
-      progress.notes.push('no champion model yet: nothing scored');
+      for (const r of silver.reconciliation) {
+        progress.rows.silver += r.accepted;
+        progress.rows.duplicates += r.duplicates;
+        progress.rows.quarantined += r.quarantined;
+        progress.rows.late += r.late;
+      }
+      progress.notes.push(...silver.notes);
+      partitions.push(...silver.partitions);
+      progress.stagesDone.push('silver');
+
+      // Late events change earlier days: realign them and recompute their features up to this date.
+      const touched = silver.touchedDates.filter((d) => d <= input.date);
+      alignDates = touched.includes(input.date) ? touched : [...touched, input.date].sort();
+    }
+    if (want('timeline')) {
+      show('timeline');
+      const timeline = await computeActivities(hb, `Align the timeline of ${alignDates.join(', ')}`).alignTimeline({
+        dates: alignDates,
+        landingDate: input.date,
+        runId,
+        writeId,
+      });
+      progress.rows.timeline =
+        timeline.partitions.find((p) => p.dataset === 'timeline' && p.date === input.date)?.rowCount ?? 0;
+      partitions.push(...timeline.partitions);
+      progress.stagesDone.push('timeline');
     }
 
-    if (progress.stagesDone.includes('scoring')) {
+    if (want('gold')) {
+      show('gold');
+      const goldDates = dateSpan(alignDates[0]!, input.date);
+      const gold = await computeActivities(hb, `Student features as of ${goldDates.join(', ')}`).buildGoldFeatures({
+        dates: goldDates,
+        runId,
+        writeId,
+      });
+      progress.rows.gold = gold.partitions.find((p) => p.date === input.date)?.rowCount ?? 0;
+      partitions.push(...gold.partitions);
+      progress.stagesDone.push('gold');
+    }
+
+    if (want('embeddings')) {
+      show('embeddings');
+      const emb = await computeActivities(hb, `Embed forum posts and behaviour of ${input.date}`).embedBehaviour({
+        date: input.date,
+        runId,
+        writeId,
+      });
+      progress.rows.embedded = emb.embedded;
+      partitions.push(...emb.partitions);
+      if (emb.truncated) progress.notes.push(`${emb.truncated} behaviour texts cut to the model's token limit`);
+      progress.stagesDone.push('embeddings');
+    }
+
+    if (want('models')) {
+      show('models');
+      const drift = await computeActivities(hb, `Drift of ${input.date} against the training reference`).checkDrift({
+        date: input.date,
+        runId,
+        writeId,
+      });
+      progress.drift = { drifted: drift.drifted, reasons: drift.reasons };
+      if (drift.partition) partitions.push(drift.partition);
+      upsertSearchAttributes([{ key: Drift, value: drift.drifted }]);
+      for (const name of ['risk', 'segments'] as const) {
+        const reason = drift.retrain[name];
+        if (!reason) continue;
+        try {
+          const d = await executeChild(retrainModel, {
+            workflowId: retrainWorkflowId(name, input.date),
+            args: [{ name, date: input.date, reason, heartbeatTimeoutSeconds: hb }],
+            staticSummary: `Retrain ${name} for ${input.date}: ${reason}`,
+          });
+          progress.retrains.push({ name, version: d.version, promoted: d.promoted, why: d.why });
+        } catch (err) {
+          // A model that cannot be trained tonight (e.g. too few labelled students) leaves the champion in place.
+          progress.notes.push(`retrain ${name} failed: ${rootMessage(err)}`);
+        }
+      }
+      progress.stagesDone.push('models');
+    }
+
+    if (want('scoring')) {
+      show('scoring');
+      try {
+        const scored = await computeActivities(hb, `Risk scores and segments as of ${input.date}`).scoreStudents({
+          date: input.date,
+          runId,
+          writeId,
+        });
+        progress.rows.scored = scored.scored;
+        progress.rows.atRisk = scored.atRisk;
+        progress.models = scored.versions;
+        partitions.push(...scored.partitions);
+        upsertSearchAttributes([{ key: ModelVersion, value: scored.versions.risk }]);
+        progress.stagesDone.push('scoring');
+      } catch (err) {
+        if (!/no champion model/.test(rootMessage(err))) throw err;
+        progress.notes.push('no champion model yet: nothing scored');
+      }
+    }
+
+    if (want('interventions') && progress.stagesDone.includes('scoring')) {
       show('interventions');
       const acts = ioActivities(hb, `Decide interventions for ${input.date}`);
       const decided = await acts.decideInterventions({ date: input.date, runId, writeId });
@@ -295,16 +331,7 @@ export async function nightlyPipeline(
 
     show('done');
     log.info('nightly run complete', { date: input.date, gold: progress.rows.gold });
-    return {
-      ...progress,
-      partitions: partitions.map(({ layer, dataset, date, rowCount, uri }) => ({
-        layer,
-        dataset,
-        date,
-        rowCount,
-        uri,
-      })),
-    };
+    return summary();
   } catch (err) {
     show('failed');
     throw err;

@@ -13,6 +13,7 @@ import {
   readLedger,
 } from '../../activities/interventions/index.js';
 import { FIRST_NAME } from '../../activities/interventions/compose.js';
+import { ModelRegistry } from '../../activities/models/registry.js';
 import { collectInterventions } from '../../cli/status.js';
 import { connectClient } from '../../cli/client.js';
 import type { Config } from '../../config/index.js';
@@ -182,6 +183,47 @@ describe('interventions', () => {
       for (const c of capped) expect(Number(c.risk)).toBeLessThanOrEqual(lowestPlanned);
     });
 
+    it('sends actions for a group flagged by the fairness audit to a person first', async () => {
+      // With no tolerated gap, every group whose recall trails the best group's is flagged.
+      const strict = { ...config, interventions: { ...config.interventions, fairnessFlagGap: 0 } };
+      const deps = createDeps(strict);
+      const d2 = gen.dates[2]!;
+      const decided = await createActivities(deps).decideInterventions({ date: d2, runId: 'r', writeId: 'strict' });
+      const registry = new ModelRegistry(deps.lake.store);
+      const card = (await registry.card('risk', (await registry.current('risk'))!))!;
+      const groups = card.fairness.groups as Record<string, { n: number; recall: number }>;
+      const best = Math.max(
+        ...Object.values(groups)
+          .filter((g) => g.n >= 10)
+          .map((g) => g.recall),
+      );
+      const flagged = Object.entries(groups)
+        .filter(([, g]) => g.n >= 10 && g.recall < best)
+        .map(([k]) => k);
+      expect(flagged.length).toBeGreaterThan(0);
+      const db = await DuckDBInstance.create(':memory:');
+      const conn = await db.connect();
+      const demo = (
+        await deps.lake.localFiles(
+          'silver',
+          'student_demographics',
+          (await deps.lake.latestPartition('silver', 'student_demographics', d2))!,
+        )
+      ).paths;
+      const groupOf = new Map(
+        (await conn.runAndReadAll(`SELECT student_key, gender FROM ${parquetScan(demo)}`))
+          .getRows()
+          .map(([k, g]) => [String(k), String(g)]),
+      );
+      const byFairness = decided.planned.filter((p) => /fairness audit/.test(p.approvalReason ?? ''));
+      expect(byFairness.length).toBeGreaterThan(0);
+      for (const p of decided.planned) {
+        const inFlagged = flagged.includes(groupOf.get(p.studentKey)!);
+        if (p.kind !== 'mentor_alert') expect(p.needsApproval, p.id).toBe(inFlagged);
+      }
+      await deps.duck.close();
+    });
+
     it('applies the cooldown: who was planned last night is not messaged again tonight', () => {
       const plannedA = new Set(nightA.planned.map((p) => p.studentKey));
       expect(plannedA.size).toBeGreaterThan(20);
@@ -315,7 +357,19 @@ describe('interventions', () => {
       // The CLI's pending list shows them while they wait.
       const pending = (await collectInterventions(createDeps(config).lake)).pendingApprovals.map((x) => x.id);
       expect(pending).toContain(pa!.id);
-      await ha.signal('approve', { by: 'mentor-coordinator' });
+      // Approve from the command line, reject by signal (as the Web UI sends it).
+      const cli = (args: string[]) =>
+        new Promise<{ code: number; out: string; err: string }>((resolve) => {
+          const c = spawn(process.execPath, ['bin/edlake.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          let err = '';
+          c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+          c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+          c.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+        });
+      const approved = await cli(['approve', ha.workflowId, '--by', 'mentor-coordinator', '--json']);
+      expect(approved.code).toBe(0);
+      expect((JSON.parse(approved.out) as InterventionState).status).not.toBe('awaiting_approval');
       await hr.signal('reject', { by: 'mentor-coordinator', note: 'already in touch' });
       const [a, r, t] = (await Promise.all([ha.result(), hr.result(), ht.result()])) as InterventionState[];
       expect(a!.status).toBe('delivered');
@@ -324,6 +378,10 @@ describe('interventions', () => {
       expect(t!.status).toBe('expired');
       expect(sinks.webhook.requests.some((x) => x.key === pr!.id || x.key === pt!.id)).toBe(false);
       expect(sinks.webhook.deliveries.has(pa!.id)).toBe(true);
+      // Deciding twice is refused with a clear message and the input exit code.
+      const again = await cli(['reject', ha.workflowId]);
+      expect(again.code).toBe(5);
+      expect(again.err).toMatch(/is not waiting for approval \(status: delivered\)/);
     });
   });
 

@@ -27,10 +27,9 @@ export async function scheduledNightly(input: ScheduledNightlyInput): Promise<Ni
   const info = workflowInfo();
   const start = info.typedSearchAttributes.get(ScheduledStart) ?? info.startTime;
   const date = partitionDateFor(new Date(start), input.timezone);
-  const { timezone: _tz, ...settings } = input;
   return executeChild(nightlyPipeline, {
     workflowId: nightlyWorkflowId(date),
-    args: [{ ...settings, date }],
+    args: [{ heartbeatTimeoutSeconds: input.heartbeatTimeoutSeconds, interventions: input.interventions, date }],
     staticSummary: `Scheduled nightly run for ${date}`,
   });
 }

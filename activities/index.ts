@@ -4,6 +4,7 @@ import { createEmbeddingActivities } from './embeddings/index.js';
 import { createGoldActivities } from './gold.js';
 import { createInterventionActivities } from './interventions/index.js';
 import { createLakeActivities } from './lake-ops.js';
+import { createReportActivities } from './report/index.js';
 import { createModelActivities } from './models/index.js';
 import { createSilverActivities } from './silver/index.js';
 import { createTimelineActivities } from './timeline.js';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createModelActivities(deps),
     ...createInterventionActivities(deps),
     ...createLakeActivities(deps),
+    ...createReportActivities(deps),
   };
 }
 

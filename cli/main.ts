@@ -15,6 +15,8 @@ import { connectClient } from './client.js';
 import { CliError, describeError, EXIT } from './errors.js';
 import { followNightly, startNightly } from './runs.js';
 import { collectStatus, formatStatus } from './status.js';
+import { createReportActivities, reportKey } from '../activities/report/index.js';
+import { createDeps } from '../workers/deps.js';
 import { applySchedule, backfillSchedule, followBackfill, scheduleHandle, startBackfill } from './schedule.js';
 import { runMainJob } from './start.js';
 
@@ -230,6 +232,28 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
       }
     });
 
+  program
+    .command('report')
+    .description('write the run report of a date (self-contained HTML, charts as SVG) and print its path')
+    .requiredOption('--date <date>', 'partition date, YYYY-MM-DD')
+    .option('--json', 'print JSON')
+    .action(async (o: { date: string; json?: boolean }) => {
+      const config = loadConfig();
+      const date = dateArg(o.date, 'date');
+      const deps = createDeps(config);
+      try {
+        if (!(await deps.lake.readManifest('gold', 'student_features', date)))
+          throw new CliError(`no gold features for ${date}: run edlake run --date ${date} first`, EXIT.input);
+        const r = await createReportActivities(deps).writeRunReport({ date, runId: 'edlake report' });
+        // The path to open: the lake's own file, or a local copy for an S3 lake.
+        const path = config.lake.kind === 'local' ? r.uri : await deps.lake.store.localCopy(reportKey(date));
+        if (o.json) json({ date, path, uri: r.uri, charts: r.charts });
+        else print(path);
+      } finally {
+        await deps.duck.close();
+      }
+    });
+
   const schedule = program
     .command('schedule')
     .description('the nightly Temporal Schedule (cron, timezone and catch-up window from config; overlaps skipped)');
@@ -340,7 +364,17 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         const config = loadConfig();
         const [from, to] = [dateArg(o.from, 'from'), dateArg(o.to, 'to')];
         if (from > to) throw new CliError(`--from ${from} is after --to ${to}`, EXIT.usage);
-        const known = ['bronze', 'silver', 'timeline', 'gold', 'embeddings', 'models', 'scoring', 'interventions'];
+        const known = [
+          'bronze',
+          'silver',
+          'timeline',
+          'gold',
+          'embeddings',
+          'models',
+          'scoring',
+          'interventions',
+          'report',
+        ];
         const stages = o.stages?.split(',').map((x) => x.trim());
         const bad = stages?.filter((x) => !known.includes(x)) ?? [];
         if (bad.length)

@@ -193,6 +193,13 @@ export const configSchema = z.object({
       secret: z.string().min(16, 'must be at least 16 characters (EDLAKE_WEBHOOK_SECRET)').optional(),
     }),
   }),
+  /** Aggregates in reports and the read API. */
+  privacy: z.object({
+    /** Groups of fewer students than this are suppressed in every published aggregate. */
+    minGroupSize: z.coerce.number().int().min(1).max(1000),
+    /** When set, Laplace noise with this ε is added to published counts (and the output says so). */
+    epsilon: z.coerce.number().positive().max(100).optional(),
+  }),
   /** The nightly Temporal Schedule. */
   schedule: z.object({
     id: z.string().regex(/^[A-Za-z0-9._-]+$/),
@@ -316,6 +323,8 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
   EDLAKE_SEGMENT_ALGORITHM: 'models.segmentAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
+  EDLAKE_MIN_GROUP_SIZE: 'privacy.minGroupSize',
+  EDLAKE_DP_EPSILON: 'privacy.epsilon',
   EDLAKE_SCHEDULE_ID: 'schedule.id',
   EDLAKE_SCHEDULE_CRON: 'schedule.cron',
   EDLAKE_SCHEDULE_TIMEZONE: 'schedule.timezone',
@@ -381,6 +390,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
       fairnessWeight: 0,
     },
     llm: { model: 'claude-sonnet-5-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
+    privacy: { minGroupSize: 10 },
     schedule: { id: 'edlake-nightly', cron: '0 2 * * *', timezone: 'UTC', catchupWindow: '1 day' },
     interventions: {
       enabled: true,

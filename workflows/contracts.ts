@@ -10,6 +10,7 @@ export type Stage =
   | 'models'
   | 'scoring'
   | 'interventions'
+  | 'report'
   | 'done'
   | 'failed';
 
@@ -42,6 +43,8 @@ export interface NightlyProgress {
   /** Tonight's decisions: started workflows, control group, skipped by reason. */
   interventions: { eligible: number; started: number; control: number; skipped: Record<string, number> };
   notes: string[];
+  /** Where tonight's run report is (reports/dt=<date>/index.html). */
+  report: string | null;
 }
 
 export interface NightlySummary extends NightlyProgress {

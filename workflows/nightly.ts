@@ -111,6 +111,7 @@ export async function nightlyPipeline(
     models: {},
     interventions: { eligible: 0, started: 0, control: 0, skipped: {} },
     notes: [],
+    report: null,
   };
   const partitions: NightlySummary['partitions'] = [];
   setHandler(progressQuery, () => progress);
@@ -327,6 +328,18 @@ export async function nightlyPipeline(
       const outcomes = await acts.measureInterventionOutcomes({ date: input.date, runId, writeId });
       if (outcomes.partition) partitions.push(outcomes.partition);
       progress.stagesDone.push('interventions');
+    }
+
+    if (want('report')) {
+      show('report');
+      try {
+        const r = await ioActivities(hb, `Run report of ${input.date}`).writeRunReport({ date: input.date, runId });
+        progress.report = r.uri;
+        progress.stagesDone.push('report');
+      } catch (err) {
+        // The report describes the run; failing to write it does not undo the run.
+        progress.notes.push(`run report not written: ${rootMessage(err)}`);
+      }
     }
 
     show('done');

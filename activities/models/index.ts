@@ -519,12 +519,12 @@ export function createModelActivities(deps: ActivityDeps) {
   function describe(means: Record<string, number>, overall: Record<string, number>): string {
     const words: string[] = [];
     const rel = (f: string) => (means[f]! + 1) / (overall[f]! + 1);
-    if (rel('active_days_28d') < 0.6) words.push('rarely active');
-    if (rel('practice_events_28d') > 1.5) words.push('practice-heavy');
-    if (rel('video_minutes_28d') > 1.5) words.push('watches a lot of video');
-    if (rel('forum_posts_28d') > 1.5) words.push('active in the forum');
-    if (!words.length) words.push('balanced use of the course');
-    return `Students who are ${words.join(', ')}`;
+    if (rel('active_days_28d') < 0.6) words.push('are rarely active');
+    if (rel('practice_events_28d') > 1.5) words.push('practise a lot');
+    if (rel('video_minutes_28d') > 1.5) words.push('watch a lot of video');
+    if (rel('forum_posts_28d') > 1.5) words.push('are active in the forum');
+    if (!words.length) words.push('use every part of the course in balance');
+    return `Students who ${words.length > 1 ? `${words.slice(0, -1).join(', ')} and ${words.at(-1)}` : words[0]}`;
   }
 
   function trainSegments(students: Student[], previous: SegmentArtifact | null): SegmentArtifact & { dp: number } {

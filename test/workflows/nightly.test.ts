@@ -54,7 +54,7 @@ describe('nightlyPipeline on the real Temporal dev server', () => {
     const sum = (f: (e: (typeof exp)[number]) => number) => exp.reduce((n, e) => n + f(e), 0);
     expect(summary.stage).toBe('done');
     // One day of history is too little to train on: the run says so and scores nothing.
-    expect(summary.stagesDone).toEqual(['bronze', 'silver', 'timeline', 'gold', 'embeddings', 'models']);
+    expect(summary.stagesDone).toEqual(['bronze', 'silver', 'timeline', 'gold', 'embeddings', 'models', 'report']);
     expect(summary.notes).toContain('no champion model yet: nothing scored');
     expect(summary.retrains).toEqual([]);
     expect(summary.notes.filter((n) => n.startsWith('retrain ')).length).toBe(2);

@@ -17,6 +17,7 @@ import { followNightly, startNightly } from './runs.js';
 import { collectStatus, formatStatus } from './status.js';
 import { createReportActivities, reportKey } from '../activities/report/index.js';
 import { createDeps } from '../workers/deps.js';
+import { buildApi } from './serve.js';
 import { applySchedule, backfillSchedule, followBackfill, scheduleHandle, startBackfill } from './schedule.js';
 import { runMainJob } from './start.js';
 
@@ -230,6 +231,27 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
       } finally {
         await conn?.close();
       }
+    });
+
+  program
+    .command('serve')
+    .description("the read API for educators' tools (API keys from EDLAKE_API_KEYS; OpenAPI at /openapi.json)")
+    .option('--port <n>', 'port (default from config, 8787)', int('port'))
+    .action(async (o: { port?: number }) => {
+      const config = loadConfig();
+      if (!config.api.keys.length)
+        throw new CliError(
+          'no API keys: set EDLAKE_API_KEYS to a JSON array of {"name","key","role","courses"}',
+          EXIT.config,
+        );
+      const app = await buildApi(config);
+      const address = await app.listen({ host: config.api.host, port: o.port ?? config.api.port });
+      say(`edlake read API on ${address} (OpenAPI: ${address}/openapi.json); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await app.close();
     });
 
   program

@@ -200,6 +200,21 @@ export const configSchema = z.object({
     /** When set, Laplace noise with this ε is added to published counts (and the output says so). */
     epsilon: z.coerce.number().positive().max(100).optional(),
   }),
+  /** The read API for educators' tools (`edlake serve`). */
+  api: z.object({
+    host: z.string().min(1),
+    port,
+    /** API keys with their role (secret, env only: EDLAKE_API_KEYS as JSON). */
+    keys: z.array(
+      z.object({
+        name: z.string().min(1),
+        key: z.string().min(16, 'API keys must be at least 16 characters'),
+        role: z.enum(['educator', 'analyst']),
+        /** Educators read the students of these courses only. */
+        courses: z.array(z.string()).default([]),
+      }),
+    ),
+  }),
   /** The nightly Temporal Schedule. */
   schedule: z.object({
     id: z.string().regex(/^[A-Za-z0-9._-]+$/),
@@ -239,6 +254,7 @@ const SECRET_KEYS = [
   'llm.apiKey',
   'interventions.email.password',
   'interventions.webhook.secret',
+  'api.keys',
 ];
 
 /** Development-only defaults: the embedded setup works out of the box; real deployments set these in env. */
@@ -323,6 +339,8 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_RISK_ALGORITHM: 'models.riskAlgorithm',
   EDLAKE_SEGMENT_ALGORITHM: 'models.segmentAlgorithm',
   EDLAKE_FAIRNESS_WEIGHT: 'models.fairnessWeight',
+  EDLAKE_API_HOST: 'api.host',
+  EDLAKE_API_PORT: 'api.port',
   EDLAKE_MIN_GROUP_SIZE: 'privacy.minGroupSize',
   EDLAKE_DP_EPSILON: 'privacy.epsilon',
   EDLAKE_SCHEDULE_ID: 'schedule.id',
@@ -391,6 +409,7 @@ function defaults(home: string, env: Env): Record<string, unknown> {
     },
     llm: { model: 'claude-sonnet-5-5', maxTokens: 400, timeoutMs: 30_000, maxRetries: 2 },
     privacy: { minGroupSize: 10 },
+    api: { host: '127.0.0.1', port: 8787, keys: [] },
     schedule: { id: 'edlake-nightly', cron: '0 2 * * *', timezone: 'UTC', catchupWindow: '1 day' },
     interventions: {
       enabled: true,
@@ -464,6 +483,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     if (value !== undefined && value !== '') setPath(fromEnv, key, value);
   }
   raw = deepMerge(raw, fromEnv);
+  if (env.EDLAKE_API_KEYS) {
+    try {
+      (raw.api as Record<string, unknown>).keys = JSON.parse(env.EDLAKE_API_KEYS);
+    } catch {
+      throw new ConfigError('EDLAKE_API_KEYS: must be a JSON array of {"name","key","role","courses"}');
+    }
+  }
   if (env.EDLAKE_FAULT_HOLD_MS) raw.faults = { holdMs: parseHolds(env.EDLAKE_FAULT_HOLD_MS) };
 
   const temporal = raw.temporal as Record<string, unknown>;
@@ -547,5 +573,10 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   if ('secretAccessKey' in lake) lake.secretAccessKey = '***';
   const llm = copy.llm as Record<string, unknown>;
   if (llm.apiKey) llm.apiKey = '***';
+  const iv = copy.interventions as { email: Record<string, unknown>; webhook: Record<string, unknown> };
+  if (iv.email.password) iv.email.password = '***';
+  if (iv.webhook.secret) iv.webhook.secret = '***';
+  const api = copy.api as { keys: { key: string }[] };
+  for (const k of api.keys) k.key = '***';
   return copy;
 }

@@ -10,7 +10,7 @@ import { assertDate, isoDay } from '../lake/paths.js';
 import { resolveMinio, resolveTemporalCli, servicesDown, servicesStatus, servicesUp } from '../scripts/services.js';
 import { ModelRegistry, MODEL_NAMES } from '../activities/models/registry.js';
 import { installModel } from '../scripts/model.js';
-import { startWorker } from '../workers/worker.js';
+import { startWorker, WORKER_ROLES, type WorkerRole } from '../workers/worker.js';
 import { connectClient } from './client.js';
 import { CliError, describeError, EXIT } from './errors.js';
 import { followNightly, startNightly } from './runs.js';
@@ -18,6 +18,7 @@ import { collectStatus, formatStatus } from './status.js';
 import { createReportActivities, reportKey } from '../activities/report/index.js';
 import { createDeps } from '../workers/deps.js';
 import { buildApi } from './serve.js';
+import { pauseDeliveries, resumeDeliveries } from './deliveries.js';
 import { applySchedule, backfillSchedule, followBackfill, scheduleHandle, startBackfill } from './schedule.js';
 import { runMainJob } from './start.js';
 
@@ -232,6 +233,32 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         await conn?.close();
       }
     });
+
+  const deliveries = program
+    .command('deliveries')
+    .description('pause or resume every intervention delivery (running ones are signalled; new nights start paused)');
+  for (const verb of ['pause', 'resume'] as const) {
+    deliveries
+      .command(verb)
+      .description(verb === 'pause' ? 'hold every delivery until resumed' : 'let held deliveries go')
+      .option('--by <name>', 'who (recorded)', process.env.USER ?? 'an operator')
+      .option('--note <text>', 'why (recorded)')
+      .option('--json', 'print JSON')
+      .action(async (o: { by: string; note?: string; json?: boolean }) => {
+        const config = loadConfig();
+        const { client, close } = await connectClient(config);
+        try {
+          const n =
+            verb === 'pause'
+              ? await pauseDeliveries(client, config, o.by, o.note)
+              : await resumeDeliveries(client, config, o.by);
+          if (o.json) json({ deliveries: verb === 'pause' ? 'paused' : 'resumed', signalled: n });
+          else print(`deliveries ${verb === 'pause' ? 'paused' : 'resumed'}; ${n} running intervention(s) signalled`);
+        } finally {
+          await close();
+        }
+      });
+  }
 
   program
     .command('serve')
@@ -527,11 +554,18 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
 
   program
     .command('worker')
-    .description('run a worker for the pipeline task queue until interrupted')
-    .action(async () => {
+    .description('run a worker for the pipeline until interrupted: workflows and every kind of activity, or some')
+    .option('--roles <list>', `comma-separated subset of ${WORKER_ROLES.join(',')}`)
+    .action(async (o: { roles?: string }) => {
       const config = loadConfig();
-      const w = await startWorker(config);
-      say(`worker running on ${config.temporal.address} (lake ${lakeLocation(config)}); Ctrl-C to stop`);
+      const roles = o.roles?.split(',').map((r) => r.trim()) as WorkerRole[] | undefined;
+      const bad = roles?.filter((r) => !WORKER_ROLES.includes(r)) ?? [];
+      if (bad.length)
+        throw new CliError(`--roles: unknown role ${bad.join(', ')} (known: ${WORKER_ROLES.join(', ')})`, EXIT.usage);
+      const w = await startWorker(config, roles ? { roles } : {});
+      say(
+        `worker (${(roles ?? WORKER_ROLES).join(', ')}) running on ${config.temporal.address} (lake ${lakeLocation(config)}); Ctrl-C to stop`,
+      );
       const stop = () => void w.stop();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

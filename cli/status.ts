@@ -3,7 +3,8 @@ import type { Config } from '../config/index.js';
 import { lakeLocation } from '../config/index.js';
 import type { Lake } from '../lake/lake.js';
 import { LAYERS } from '../lake/paths.js';
-import { readInterventionStatuses } from '../activities/interventions/index.js';
+import { PAUSED_KEY, readInterventionStatuses } from '../activities/interventions/index.js';
+import { MODEL_NAMES, ModelRegistry } from '../activities/models/registry.js';
 
 export interface PartitionStatus {
   layer: string;
@@ -31,6 +32,10 @@ export interface LakeStatus {
   runs: RunStatus[] | { error: string };
   partitions: PartitionStatus[];
   interventions: InterventionSummary;
+  /** Champion and newest version per model, with the newest version's decision. */
+  models: { name: string; champion: number | null; latest: number | null; decision: string | null }[];
+  /** Drift per night checked (recent first). */
+  drift: { date: string; drifted: boolean; driftingMeasures: number }[];
   /** Per source and date: raw = accepted + duplicates + quarantined. */
   reconciliation: {
     source: string;
@@ -43,6 +48,8 @@ export interface LakeStatus {
 }
 
 export interface InterventionSummary {
+  /** Set while deliveries are paused. */
+  paused: { by: string; note: string | null; at: string } | null;
   /** Interventions by their latest status, per kind. */
   byKind: Record<string, Record<string, number>>;
   pendingApprovals: { id: string; channel: string; since: string; detail: string }[];
@@ -82,12 +89,41 @@ export async function collectInterventions(lake: Lake): Promise<InterventionSumm
     }
     outcomes = { date: latest, byKind: out };
   }
+  const flag = await lake.store.getBytes(PAUSED_KEY);
   return {
+    paused: flag ? (JSON.parse(flag.toString('utf8')) as InterventionSummary['paused']) : null,
     byKind,
     pendingApprovals: pick('awaiting_approval').map(({ at, ...r }) => ({ ...r, since: at })),
     deadLetters: pick('dead_letter'),
     outcomes,
   };
+}
+
+export async function collectModels(lake: Lake): Promise<LakeStatus['models']> {
+  const registry = new ModelRegistry(lake.store);
+  const out: LakeStatus['models'] = [];
+  for (const name of MODEL_NAMES) {
+    const latest = (await registry.versions(name)).at(-1) ?? null;
+    const card = latest === null ? null : await registry.card(name, latest);
+    out.push({
+      name,
+      champion: await registry.current(name),
+      latest,
+      decision: card?.decision
+        ? `${card.decision.promoted ? 'promoted' : 'kept champion'}: ${card.decision.why}`
+        : null,
+    });
+  }
+  return out;
+}
+
+export async function collectDrift(lake: Lake, limit = 14): Promise<LakeStatus['drift']> {
+  const out: LakeStatus['drift'] = [];
+  for (const date of (await lake.listPartitions('gold', 'drift')).slice(-limit).reverse()) {
+    const m = await lake.readManifest('gold', 'drift', date);
+    if (m) out.push({ date, drifted: m.stats.drifted === 1, driftingMeasures: m.stats.driftingMeasures ?? 0 });
+  }
+  return out;
 }
 
 export async function collectLakeStatus(lake: Lake): Promise<Pick<LakeStatus, 'partitions' | 'reconciliation'>> {
@@ -153,6 +189,8 @@ export async function collectStatus(
     runs: client ? await collectRuns(client) : { error: clientError ?? 'Temporal unreachable' },
     ...l,
     interventions: await collectInterventions(lake),
+    models: await collectModels(lake),
+    drift: await collectDrift(lake),
   };
 }
 
@@ -177,8 +215,23 @@ export function formatStatus(s: LakeStatus): string {
     );
   }
   if (!s.reconciliation.length) lines.push('  (none)');
+  lines.push('', 'models (champion / newest version):');
+  for (const m of s.models)
+    lines.push(
+      `  ${m.name.padEnd(9)} ${m.champion === null ? 'no champion' : `v${m.champion}`} / ${m.latest === null ? '—' : `v${m.latest}`}${m.decision ? `  ${m.decision}` : ''}`,
+    );
+  lines.push(
+    `drift (recent nights): ${
+      s.drift.map((d) => `${d.date} ${d.drifted ? `DRIFT (${d.driftingMeasures} measures)` : 'none'}`).join(', ') ||
+      'not checked yet'
+    }`,
+  );
   const iv = s.interventions;
   lines.push('', 'interventions (latest status per kind):');
+  if (iv.paused)
+    lines.push(
+      `  DELIVERIES PAUSED by ${iv.paused.by} at ${iv.paused.at}${iv.paused.note ? `: ${iv.paused.note}` : ''}`,
+    );
   const kinds = Object.entries(iv.byKind);
   for (const [kind, counts] of kinds)
     lines.push(

@@ -3,12 +3,13 @@ import { DefaultLogger, type LogEntry, NativeConnection, Runtime, Worker } from 
 import { createActivities } from '../activities/index.js';
 import type { Config } from '../config/index.js';
 import { createDeps } from './deps.js';
+import pino from 'pino';
+import { activityQueue, WORK_KINDS, type WorkKind } from '../workflows/contracts.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export interface StartedWorker {
-  worker: Worker;
-  connection: NativeConnection;
+  workers: Worker[];
   /** Resolves when the worker has stopped. */
   done: Promise<void>;
   stop(): Promise<void>;
@@ -16,23 +17,59 @@ export interface StartedWorker {
 
 let runtimeInstalled = false;
 
-/** Worker log entries as one line each: what failed, where, and the innermost message — no stack, no payloads. */
-function oneLine(entry: LogEntry): void {
+/**
+ * Worker logs as structured JSON through pino (`EDLAKE_LOG_FORMAT=json`, for log shippers) or one readable line each
+ * (the default on a terminal). Either way an entry carries what it is about — workflow id (which names the run date),
+ * run id, activity or workflow type, the nightly stage when given — and the innermost error message, never payloads
+ * or stacks, so no personal data reaches a log line.
+ */
+const pinoLogger = pino({ base: { service: 'edlake-worker' }, level: 'trace' }, pino.destination(2));
+function structured(entry: LogEntry): void {
   const m = (entry.meta ?? {}) as Record<string, unknown>;
-  const where = [m.workflowId, m.activityType ?? m.workflowType].filter(Boolean).join(' ');
   let err = m.error as { message?: string; cause?: unknown } | undefined;
   while (err?.cause) err = err.cause as typeof err;
-  const why = err?.message ? `: ${err.message.split('\n')[0]}` : '';
-  process.stderr.write(`[worker] ${entry.level} ${entry.message}${where ? ` (${where})` : ''}${why}\n`);
+  const fields = {
+    workflowId: m.workflowId,
+    runId: m.workflowRunId ?? m.runId,
+    activityType: m.activityType,
+    workflowType: m.workflowType,
+    stage: m.stage,
+    taskQueue: m.taskQueue,
+    attempt: m.attempt,
+    ...(err?.message ? { error: err.message.split('\n')[0] } : {}),
+  };
+  if (process.env.EDLAKE_LOG_FORMAT === 'json') {
+    const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+    pinoLogger[level === 'trace' ? 'trace' : level](fields, entry.message);
+    return;
+  }
+  const where = [fields.workflowId, fields.activityType ?? fields.workflowType].filter(Boolean).join(' ');
+  process.stderr.write(
+    `[worker] ${entry.level} ${entry.message}${where ? ` (${where})` : ''}${fields.error ? `: ${fields.error}` : ''}\n`,
+  );
 }
 
-/** Connects to Temporal and starts a worker for the pipeline task queue. */
-export async function startWorker(config: Config, opts: { taskQueue?: string } = {}): Promise<StartedWorker> {
+/** What a worker process serves: workflow tasks, and activity tasks of each kind of work on their own queue. */
+export type WorkerRole = 'workflows' | WorkKind;
+export const WORKER_ROLES: WorkerRole[] = ['workflows', ...WORK_KINDS];
+
+/** Activity slots per kind: DuckDB work is CPU- and memory-bound, I/O and deliveries mostly wait. */
+const SLOTS: Record<WorkKind, number> = { io: 8, compute: 2, delivery: 16 };
+
+/**
+ * Connects to Temporal and starts workers for the pipeline: workflow tasks on the task queue, and activities on
+ * `<queue>-io`, `<queue>-compute` and `<queue>-delivery`. By default one process serves all of them; `roles` picks
+ * some, so each kind of work scales on its own (see the README's deployment guide).
+ */
+export async function startWorker(
+  config: Config,
+  opts: { taskQueue?: string; roles?: WorkerRole[] } = {},
+): Promise<StartedWorker> {
   if (!runtimeInstalled) {
     runtimeInstalled = true;
     try {
       Runtime.install({
-        logger: new DefaultLogger((process.env.EDLAKE_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN', oneLine),
+        logger: new DefaultLogger((process.env.EDLAKE_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN', structured),
       });
     } catch {
       // Already installed by the host process (e.g. a test harness); keep its logger.
@@ -40,24 +77,36 @@ export async function startWorker(config: Config, opts: { taskQueue?: string } =
   }
   const deps = createDeps(config);
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: opts.taskQueue ?? config.temporal.taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities(deps),
-    maxConcurrentActivityTaskExecutions: 4,
-  });
-  const done = worker.run().finally(async () => {
-    await deps.duck.close();
-    await connection.close();
-  });
+  const queue = opts.taskQueue ?? config.temporal.taskQueue;
+  const roles = opts.roles ?? WORKER_ROLES;
+  const activities = createActivities(deps);
+  const workers: Worker[] = [];
+  for (const role of roles) {
+    workers.push(
+      await Worker.create(
+        role === 'workflows'
+          ? { connection, namespace: config.temporal.namespace, taskQueue: queue, workflowsPath: WORKFLOWS_PATH }
+          : {
+              connection,
+              namespace: config.temporal.namespace,
+              taskQueue: activityQueue(queue, role),
+              activities,
+              maxConcurrentActivityTaskExecutions: SLOTS[role],
+            },
+      ),
+    );
+  }
+  const done = Promise.all(workers.map((w) => w.run()))
+    .then(() => undefined)
+    .finally(async () => {
+      await deps.duck.close();
+      await connection.close();
+    });
   return {
-    worker,
-    connection,
+    workers,
     done,
     async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };

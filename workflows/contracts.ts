@@ -135,3 +135,10 @@ export interface ScheduledNightlyInput extends NightlySettings {
   /** The schedule's timezone: the partition date is the day before the scheduled start, there. */
   timezone: string;
 }
+
+/** Kinds of activity work, each on its own task queue (`<queue>-io`, `<queue>-compute`, `<queue>-delivery`). */
+export type WorkKind = 'io' | 'compute' | 'delivery';
+export const WORK_KINDS: WorkKind[] = ['io', 'compute', 'delivery'];
+export function activityQueue(workflowQueue: string, kind: WorkKind): string {
+  return `${workflowQueue}-${kind}`;
+}

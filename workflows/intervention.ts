@@ -10,15 +10,19 @@ import {
   sleep,
   upsertMemo,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { InterventionStatus, PlannedIntervention } from '../activities/interventions/index.js';
-import type { ApprovalDecision, InterventionState } from './contracts.js';
+import { activityQueue, type ApprovalDecision, type InterventionState } from './contracts.js';
 
 export const approveSignal = defineSignal<[ApprovalDecision?]>('approve');
 export const rejectSignal = defineSignal<[ApprovalDecision?]>('reject');
 export const interventionQuery = defineQuery<InterventionState>('intervention');
+/** Operators hold deliveries (all of them with `edlake deliveries pause`, or one from the Web UI) and let them go. */
+export const pauseDeliverySignal = defineSignal<[{ by?: string; note?: string }?]>('pauseDelivery');
+export const resumeDeliverySignal = defineSignal<[{ by?: string }?]>('resumeDelivery');
 
 const RunDate = defineSearchAttributeKey('EdlakeRunDate', 'DATETIME');
 const StatusAttr = defineSearchAttributeKey('EdlakeInterventionStatus', 'KEYWORD');
@@ -28,6 +32,8 @@ export interface InterventionInput {
   approvalTimeoutHours: number;
   retry: { maximumAttempts: number; initialIntervalSeconds: number; maximumIntervalSeconds: number };
   heartbeatTimeoutSeconds?: number;
+  /** Deliveries were paused when the night decided: wait for a resume before delivering. */
+  startPaused?: boolean;
 }
 
 /**
@@ -52,8 +58,13 @@ export async function interventionWorkflow(input: InterventionInput): Promise<In
   let decision: { approved: boolean; by?: string; note?: string } | undefined;
   setHandler(approveSignal, (d) => void (decision ??= { approved: true, ...d }));
   setHandler(rejectSignal, (d) => void (decision ??= { approved: false, ...d }));
+  let paused = input.startPaused ?? false;
+  setHandler(pauseDeliverySignal, () => void (paused = true));
+  setHandler(resumeDeliverySignal, () => void (paused = false));
 
+  const queue = activityQueue(workflowInfo().taskQueue, 'delivery');
   const light = proxyActivities<Activities>({
+    taskQueue: queue,
     startToCloseTimeout: '5 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
     summary: `${p.kind.replace('_', ' ')} for ${p.studentKey}`,
@@ -116,8 +127,13 @@ export async function interventionWorkflow(input: InterventionInput): Promise<In
   const wait = Date.parse(p.deliverAt) - Date.now();
   if (wait > 0) await sleep(wait);
 
+  if (paused) {
+    await show('paused', 'deliveries are paused: waiting for resumeDelivery (edlake deliveries resume)');
+    await condition(() => !paused);
+  }
   await show('delivering');
   const deliver = proxyActivities<Activities>({
+    taskQueue: queue,
     startToCloseTimeout: '2 minutes',
     heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? 60} seconds`,
     retry: {

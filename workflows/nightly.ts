@@ -14,6 +14,7 @@ import {
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import {
+  activityQueue,
   type NightlyPipelineInput,
   type NightlyProgress,
   type NightlySummary,
@@ -51,6 +52,7 @@ const ModelVersion = defineSearchAttributeKey('EdlakeModelVersion', 'INT');
 /** I/O-bound landing: retried often. The summary names the work in the Web UI's event history. */
 function ioActivities(heartbeatSeconds: number, summary: string) {
   return proxyActivities<Activities>({
+    taskQueue: activityQueue(workflowInfo().taskQueue, 'io'),
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
@@ -61,6 +63,7 @@ function ioActivities(heartbeatSeconds: number, summary: string) {
 /** DuckDB stages: long, heartbeating, fewer retries. */
 function computeActivities(heartbeatSeconds: number, summary: string) {
   return proxyActivities<Activities>({
+    taskQueue: activityQueue(workflowInfo().taskQueue, 'compute'),
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: `${heartbeatSeconds} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
@@ -118,6 +121,7 @@ export async function nightlyPipeline(
 
   const show = (stage: Stage) => {
     progress.stage = stage;
+    log.info(`stage ${stage}`, { stage, date: input.date });
     const r = progress.rows;
     setCurrentDetails(
       [
@@ -298,6 +302,7 @@ export async function nightlyPipeline(
       const acts = ioActivities(hb, `Decide interventions for ${input.date}`);
       const decided = await acts.decideInterventions({ date: input.date, runId, writeId });
       if (decided.partition) partitions.push(decided.partition);
+      if (decided.paused) progress.notes.push("deliveries are paused: tonight's interventions wait for a resume");
       progress.interventions = {
         eligible: decided.counts.eligible,
         started: 0,
@@ -314,7 +319,7 @@ export async function nightlyPipeline(
         try {
           await startChild(interventionWorkflow, {
             workflowId: p.id,
-            args: [{ intervention: p, heartbeatTimeoutSeconds: hb, ...settings }],
+            args: [{ intervention: p, heartbeatTimeoutSeconds: hb, startPaused: decided.paused, ...settings }],
             parentClosePolicy: ParentClosePolicy.ABANDON,
             workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
             staticSummary: `${p.kind.replace('_', ' ')} via ${p.channel} for ${p.studentKey}`,

@@ -1,6 +1,6 @@
-import { proxyActivities, setCurrentDetails, upsertMemo } from '@temporalio/workflow';
+import { proxyActivities, setCurrentDetails, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { RetrainInput } from './contracts.js';
+import { activityQueue, type RetrainInput } from './contracts.js';
 
 export interface RetrainResult {
   name: string;
@@ -17,6 +17,7 @@ export interface RetrainResult {
  */
 export async function retrainModel(input: RetrainInput & { heartbeatTimeoutSeconds?: number }): Promise<RetrainResult> {
   const acts = proxyActivities<Activities>({
+    taskQueue: activityQueue(workflowInfo().taskQueue, 'compute'),
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? 60} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },

@@ -14,7 +14,15 @@ import { type Composed, composeMessage, type MessageContext } from './compose.js
 import { deliveryTime, isControl, matchRule, parseQuietHours } from './policy.js';
 
 export type InterventionStatus =
-  'scheduled' | 'awaiting_approval' | 'approved' | 'rejected' | 'expired' | 'delivering' | 'delivered' | 'dead_letter';
+  | 'scheduled'
+  | 'awaiting_approval'
+  | 'approved'
+  | 'rejected'
+  | 'expired'
+  | 'paused'
+  | 'delivering'
+  | 'delivered'
+  | 'dead_letter';
 
 /** One intervention a nightly run starts: a compact reference; the context stays in `gold/interventions`. */
 export interface PlannedIntervention {
@@ -34,6 +42,8 @@ export interface DecideInterventionsOutput {
   partition: PartitionRef | null;
   planned: PlannedIntervention[];
   counts: { eligible: number; planned: number; control: number; skipped: Record<string, number> };
+  /** Deliveries are paused (`edlake deliveries pause`): tonight's interventions start paused. */
+  paused: boolean;
 }
 
 export interface StatusRecord {
@@ -52,6 +62,8 @@ export function interventionId(key: string, kind: string, date: string): string 
 }
 
 const LEDGER = 'interventions/ledger';
+/** Present while deliveries are paused: who paused them, when and why. */
+export const PAUSED_KEY = 'interventions/paused.json';
 const STATUS = 'interventions/status';
 
 /** Every intervention's latest status (one object per intervention) of the dates given, or of all dates. */
@@ -130,7 +142,13 @@ export function createInterventionActivities(deps: ActivityDeps) {
     }): Promise<DecideInterventionsOutput> {
       await faultHold(deps, 'decideInterventions');
       const c = cfg();
-      const empty = { partition: null, planned: [], counts: { eligible: 0, planned: 0, control: 0, skipped: {} } };
+      const paused = await store.exists(PAUSED_KEY);
+      const empty = {
+        partition: null,
+        planned: [],
+        counts: { eligible: 0, planned: 0, control: 0, skipped: {} },
+        paused,
+      };
       const scores = await deps.lake.localFiles('gold', 'risk_scores', input.date);
       if (!scores.manifest || !c.enabled) return empty;
       return withWorkDir(deps, 'interventions', (dir) =>
@@ -287,7 +305,7 @@ export function createInterventionActivities(deps: ActivityDeps) {
             stats: { planned: planned.length, control, eligible },
           });
           await conn.run('DROP TABLE decided');
-          return { partition, planned, counts: { eligible, planned: planned.length, control, skipped } };
+          return { partition, planned, counts: { eligible, planned: planned.length, control, skipped }, paused };
         }),
       );
     },

@@ -15,6 +15,7 @@ import {
 import { FIRST_NAME } from '../../activities/interventions/compose.js';
 import { ModelRegistry } from '../../activities/models/registry.js';
 import { collectInterventions } from '../../cli/status.js';
+import { pauseDeliveries, resumeDeliveries } from '../../cli/deliveries.js';
 import { connectClient } from '../../cli/client.js';
 import type { Config } from '../../config/index.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
@@ -382,6 +383,47 @@ describe('interventions', () => {
       const again = await cli(['reject', ha.workflowId]);
       expect(again.code).toBe(5);
       expect(again.err).toMatch(/is not waiting for approval \(status: delivered\)/);
+    });
+  });
+
+  describe('pausing deliveries', () => {
+    it('holds a due intervention until resumed, and the next night decides with its interventions paused', async () => {
+      const p = {
+        ...take(),
+        channel: 'webhook' as const,
+        needsApproval: false,
+        deliverAt: new Date(Date.now() + 3000).toISOString(),
+      };
+      const h = await run(p);
+      const seen = async () => {
+        for await (const wf of client.client.workflow.list({
+          query: `WorkflowType = 'interventionWorkflow' AND ExecutionStatus = 'Running'`,
+        }))
+          if (wf.workflowId === h.workflowId) return true;
+        return false;
+      };
+      const deadline = Date.now() + 20_000;
+      while (!(await seen())) {
+        if (Date.now() > deadline) throw new Error('the intervention never showed in the list of running workflows');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(await pauseDeliveries(client.client, config, 'ops-desk', 'mail incident')).toBeGreaterThanOrEqual(1);
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(((await h.query('intervention')) as InterventionState).status).toBe('paused');
+      expect(sinks.webhook.requests.some((r) => r.key === p.id)).toBe(false);
+      const status = await collectInterventions(createDeps(config).lake);
+      expect(status.paused?.by).toBe('ops-desk');
+      const deps = createDeps(config);
+      const night = await createActivities(deps).decideInterventions({
+        date: gen.dates[2]!,
+        runId: 'r',
+        writeId: 'paused-night',
+      });
+      expect(night.paused).toBe(true);
+      await deps.duck.close();
+      await resumeDeliveries(client.client, config, 'ops-desk');
+      expect(((await h.result()) as InterventionState).status).toBe('delivered');
+      expect((await collectInterventions(createDeps(config).lake)).paused).toBeNull();
     });
   });
 

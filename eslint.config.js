@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.edlake/**', '.edlake-test/**', 'bench/peers/**'] },
+  { ignores: ['node_modules/**', '.edlake/**', '.edlake-test*/**', 'bench/peers/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,12 +4,14 @@ import { defineConfig } from 'vitest/config';
  * Tests share one Temporal dev server and one MinIO, started by test/setup/services.ts on ports of their own and
  * under .edlake-test/, so they never touch a developer's running `npm start`.
  */
+const slot = Number(process.env.EDLAKE_TEST_SLOT ?? 0);
+/** `EDLAKE_TEST_SLOT=N` (1, 2, …) runs a second test session beside the first, on ports and a home of its own. */
 export const TEST_ENV = {
-  EDLAKE_HOME: '.edlake-test',
-  EDLAKE_TEMPORAL_ADDRESS: '127.0.0.1:17233',
-  EDLAKE_TEMPORAL_UI_PORT: '18233',
-  EDLAKE_MINIO_ADDRESS: '127.0.0.1:19000',
-  EDLAKE_MINIO_CONSOLE_ADDRESS: '127.0.0.1:19001',
+  EDLAKE_HOME: slot ? `.edlake-test-${slot}` : '.edlake-test',
+  EDLAKE_TEMPORAL_ADDRESS: `127.0.0.1:${17233 + 10_000 * slot}`,
+  EDLAKE_TEMPORAL_UI_PORT: String(18233 + 10_000 * slot),
+  EDLAKE_MINIO_ADDRESS: `127.0.0.1:${19000 + 10_000 * slot}`,
+  EDLAKE_MINIO_CONSOLE_ADDRESS: `127.0.0.1:${19001 + 10_000 * slot}`,
 };
 
 export default defineConfig({

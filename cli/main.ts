@@ -19,6 +19,7 @@ import { createReportActivities, reportKey } from '../activities/report/index.js
 import { createDeps } from '../workers/deps.js';
 import { buildApi } from './serve.js';
 import { pauseDeliveries, resumeDeliveries } from './deliveries.js';
+import { quarantineView } from './quarantine.js';
 import { applySchedule, backfillSchedule, followBackfill, scheduleHandle, startBackfill } from './schedule.js';
 import { runMainJob } from './start.js';
 
@@ -259,6 +260,34 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
         }
       });
   }
+
+  program
+    .command('quarantine')
+    .description('quarantined rows for analysts: file, line, rule, field and reason (raw rows stay with bronze)')
+    .option('--source <kind>', 'one source')
+    .option('--date <date>', 'one landing date, YYYY-MM-DD')
+    .option('--limit <n>', 'at most this many rows', int('limit'), 200)
+    .option('--json', 'print JSON')
+    .action(async (o: { source?: string; date?: string; limit: number; json?: boolean }) => {
+      const config = loadConfig();
+      const deps = createDeps(config);
+      try {
+        const rows = await quarantineView(deps, {
+          ...(o.source ? { source: o.source } : {}),
+          ...(o.date ? { date: dateArg(o.date, 'date') } : {}),
+          limit: o.limit,
+        });
+        if (o.json) json(rows);
+        else
+          print(
+            rows
+              .map((r) => `${r.date} ${r.source.padEnd(11)} ${r.file}:${r.line}  ${r.rule}  ${r.reason}`)
+              .join('\n') || '(nothing quarantined)',
+          );
+      } finally {
+        await deps.duck.close();
+      }
+    });
 
   program
     .command('serve')

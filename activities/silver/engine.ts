@@ -1,4 +1,7 @@
+import { statSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
+import { ErrorType, nonRetryable } from '../errors.js';
 import type { FieldDefinition, SourceDefinition } from '../../config/source-definition.js';
 import { toNumber } from '../../lake/duck.js';
 import { maskPersonalData } from './mask.js';
@@ -51,6 +54,47 @@ export interface SourceFile {
 
 const SEP = '\\x1f';
 
+/**
+ * Reader options for long lines: DuckDB's CSV reader stops at 2 MB per line by default; a file with longer lines (one
+ * huge record) gets a line limit and buffer to match its size, so the record is read (and judged by the contract).
+ */
+function lineLimit(path: string): string {
+  const size = statSync(path).size;
+  if (size < 1_900_000) return '';
+  const max = Math.min(size + 1024, 1 << 30);
+  return `, max_line_size = ${max}, buffer_size = ${Math.max(max * 2, 32 << 20)}`;
+}
+
+/**
+ * A copy of a text file as valid UTF-8, for files DuckDB refuses: UTF-16 (by its byte-order mark) is decoded, invalid
+ * UTF-8 byte sequences become U+FFFD. Lines stay where they were, so line numbers still point into the bronze file,
+ * which is kept unchanged.
+ */
+async function asUtf8(f: SourceFile): Promise<SourceFile> {
+  const buf = await readFile(f.path);
+  const text =
+    buf[0] === 0xff && buf[1] === 0xfe
+      ? buf.subarray(2).toString('utf16le')
+      : buf[0] === 0xfe && buf[1] === 0xff
+        ? Buffer.from(buf.subarray(2)).swap16().toString('utf16le')
+        : buf.toString('utf8');
+  const path = `${f.path}.utf8`;
+  await writeFile(path, text);
+  return { ...f, path };
+}
+
+/** A reading failure as a one-line error naming the files, without DuckDB's echo of the offending line. */
+function readFailure(def: SourceDefinition, files: SourceFile[], err: unknown): Error {
+  const lines = String((err as Error).message ?? err)
+    .split('\n')
+    .filter((l) => l.trim() && !/^\s*(Original Line|Possible Solution|file =|[a-z_]+ = )/.test(l));
+  const why = lines.slice(0, 2).join(' — ').slice(0, 300);
+  return nonRetryable(
+    ErrorType.BadInput,
+    `${def.name}: cannot read ${files.map((f) => f.key.split('/').pop()).join(', ')}: ${why}`,
+  );
+}
+
 function paths(p: string | string[]): string[] {
   return Array.isArray(p) ? p : [p];
 }
@@ -89,7 +133,7 @@ const COLUMN_PATH = /^\$\.([A-Za-z_][A-Za-z0-9_]*)$/;
 
 function tabularSource(def: SourceDefinition, path: string): string {
   return def.format === 'csv'
-    ? `read_csv(${quotedString(path)}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false)`
+    ? `read_csv(${quotedString(path)}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(path)})`
     : `read_parquet(${quotedString(path)}, hive_partitioning = false)`;
 }
 
@@ -134,11 +178,11 @@ export function readerSql(def: SourceDefinition, files: SourceFile[]): string {
       case 'jsonl':
         return `SELECT ${file} AS source_file, line_no, line AS raw FROM (
           SELECT row_number() OVER () AS line_no, line FROM read_csv(${path}, columns = {'line': 'VARCHAR'}, header = false,
-            delim = '${SEP}', quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\\n', hive_partitioning = false))
+            delim = '${SEP}', quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\\n', hive_partitioning = false${lineLimit(f.path)}))
           WHERE line IS NOT NULL AND trim(line) <> ''`;
       case 'csv':
         return `SELECT ${file} AS source_file, row_number() OVER () + 1 AS line_no, to_json(t)::VARCHAR AS raw
-          FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false) t`;
+          FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(f.path)}) t`;
       case 'parquet':
         return `SELECT ${file} AS source_file, row_number() OVER () AS line_no, to_json(t)::VARCHAR AS raw FROM read_parquet(${path}, hive_partitioning = false) t`;
       case 'json':
@@ -168,12 +212,27 @@ export async function cleanSource(
   // CSV and parquet rows with top-level paths are read as columns; everything else goes through JSON.
   const direct = (def.format === 'csv' || def.format === 'parquet') && allPaths.every((p) => COLUMN_PATH.test(p));
   let columns: string[] = [];
-  if (direct) {
-    const reader = await tabularReader(conn, def, files);
-    columns = reader.columns;
-    await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${reader.sql}`);
-  } else {
-    await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, files)}`);
+  const read = async (fs: SourceFile[]) => {
+    if (direct) {
+      const reader = await tabularReader(conn, def, fs);
+      columns = reader.columns;
+      await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${reader.sql}`);
+    } else {
+      await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, fs)}`);
+    }
+  };
+  try {
+    await read(files);
+  } catch (err) {
+    // Text that is not UTF-8 (UTF-16, stray bytes) is read again from a UTF-8 copy; anything else is a bad file.
+    if (def.format === 'parquet' || !/unicode|utf-?8|encoding/i.test(String((err as Error).message))) {
+      throw readFailure(def, files, err);
+    }
+    try {
+      await read(await Promise.all(files.map(asUtf8)));
+    } catch (again) {
+      throw readFailure(def, files, again);
+    }
   }
   const column = (p: string) => {
     const name = COLUMN_PATH.exec(p)![1]!;

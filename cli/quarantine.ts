@@ -1,6 +1,5 @@
 import { quotedString } from '@duckdb/node-api';
 import type { ActivityDeps } from '../activities/context.js';
-import { parquetScan } from '../lake/duck.js';
 
 export interface QuarantinedRow {
   source: string;

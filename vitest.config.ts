@@ -12,6 +12,7 @@ export const TEST_ENV = {
   EDLAKE_TEMPORAL_UI_PORT: String(18233 + 10_000 * slot),
   EDLAKE_MINIO_ADDRESS: `127.0.0.1:${19000 + 10_000 * slot}`,
   EDLAKE_MINIO_CONSOLE_ADDRESS: `127.0.0.1:${19001 + 10_000 * slot}`,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
 
 export default defineConfig({

@@ -2,13 +2,11 @@
 // Generates (once, cached) a raw drop of the given number of events, LMS log events the bulk and the other sources in
 // proportion, then times bronze → silver → timeline → gold over its days in a fresh process: rows/s and peak RSS.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import cliProgress from 'cli-progress';
 import { loadConfig } from '../config/index.js';
-import { generate, GENERATOR_VERSION } from '../generator/index.js';
-import { DEFAULT_KNOBS, type GeneratorKnobs } from '../generator/knobs.js';
+import { benchDrop } from './drop.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -18,38 +16,9 @@ const sizes = arg('sizes', '1000000,10000000').split(',').map(Number);
 const days = Number(arg('days', '10'));
 const config = loadConfig();
 
-/** LMS log exports carry most events; the rest of the sources keep their usual shares. */
-const BENCH_KNOBS: GeneratorKnobs = {
-  ...DEFAULT_KNOBS,
-  perActiveDay: { xapi: 4, caliper: 2, lmsCsv: 24 },
-  sensorShare: 0.05,
-};
-/** Measured mean raw records per student and day with BENCH_KNOBS (all sources). */
-const EVENTS_PER_STUDENT_DAY = 18.6;
-
 const results: unknown[] = [];
 for (const size of sizes) {
-  const students = Math.max(50, Math.round(size / days / EVENTS_PER_STUDENT_DAY));
-  const dir = join(config.cacheDir, 'bench', `drop-v${GENERATOR_VERSION}-${students}x${days}`);
-  if (!existsSync(join(dir, '_generator.json'))) {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const bar = new cliProgress.SingleBar(
-      { format: `generate ${students} students × ${days} days [{bar}] {value}/{total} days`, stream: process.stderr },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(days, 0);
-    await generate({
-      out: dir,
-      students,
-      days,
-      start: '2026-09-14',
-      seed: 1,
-      knobs: BENCH_KNOBS,
-      onProgress: (d) => bar.update(d),
-    });
-    bar.stop();
-  }
+  const { dir, students } = await benchDrop(config, size, days);
   const home = join(config.home, 'bench', `run-${students}x${days}`);
   rmSync(home, { recursive: true, force: true });
   process.stderr.write(`running stages over ${dir}\n`);

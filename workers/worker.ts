@@ -25,6 +25,8 @@ let runtimeInstalled = false;
  */
 const pinoLogger = pino({ base: { service: 'edlake-worker' }, level: 'trace' }, pino.destination(2));
 function structured(entry: LogEntry): void {
+  // Activity-only workers (see roles) have no workflows by design.
+  if (entry.message.startsWith('No workflows registered')) return;
   const m = (entry.meta ?? {}) as Record<string, unknown>;
   let err = m.error as { message?: string; cause?: unknown } | undefined;
   while (err?.cause) err = err.cause as typeof err;

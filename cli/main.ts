@@ -429,9 +429,11 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
       'comma-separated subset of bronze,silver,timeline,gold,embeddings,models,scoring,interventions',
     )
     .option('--follow', 'show progress until it ends')
+    .option('--rebuild', 'rebuild every date even when nothing new landed (e.g. after a key rotation)')
     .option('--json', 'print JSON')
     .action(
       async (o: {
+        rebuild?: boolean;
         from: string;
         to: string;
         concurrency: number;
@@ -464,6 +466,7 @@ Configuration: defaults, then EDLAKE_CONFIG (JSON file), then EDLAKE_* environme
             to,
             concurrency: Math.max(1, o.concurrency),
             ...(stages ? { stages } : {}),
+            ...(o.rebuild ? { rebuild: true } : {}),
           });
           if (!o.follow) {
             if (o.json) json({ workflowId: handle.workflowId });

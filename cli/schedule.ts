@@ -132,7 +132,7 @@ export type BackfillHandle = WorkflowHandle<typeof backfillRange>;
 export async function startBackfill(
   client: Client,
   config: Config,
-  o: { from: string; to: string; concurrency: number; stages?: string[]; datesPerRun?: number },
+  o: { from: string; to: string; concurrency: number; stages?: string[]; datesPerRun?: number; rebuild?: boolean },
 ): Promise<BackfillHandle> {
   const workflowId = backfillWorkflowId(o.from, o.to);
   try {

@@ -83,7 +83,7 @@ export async function backfillRange(input: BackfillInput): Promise<BackfillProgr
     try {
       const s: NightlySummary = await executeChild(nightlyPipeline, {
         workflowId: nightlyWorkflowId(date),
-        args: [{ ...input.nightly, date, stages: input.stages, skipUnchanged: true }],
+        args: [{ ...input.nightly, date, stages: input.stages, skipUnchanged: !input.rebuild }],
         staticSummary: `Backfill ${input.from} … ${input.to}: ${date}`,
       });
       progress.done++;

@@ -104,6 +104,8 @@ export interface BackfillInput {
   /** Only these stages (default: all). */
   stages?: string[];
   nightly: NightlySettings;
+  /** Rebuild every date even when nothing new landed (after a pseudonymization key rotation, a logic fix). */
+  rebuild?: boolean;
   /** Dates per run before continuing as new (default 40). */
   datesPerRun?: number;
   /** Set when the workflow continues as new: the first date not yet handled, and the counts so far. */

@@ -147,6 +147,18 @@ export const FEATURES: FeatureDefinition[] = [
   },
 ];
 
+/** student_day measures stored rounded to 6 decimals (the rest are counts). */
+const DECIMAL_MEASURES = [
+  'lateness_hours',
+  'assessment_score',
+  'practice_minutes',
+  'time_on_task_minutes',
+  'session_minutes',
+  'video_minutes',
+  'video_completion',
+  'attention',
+];
+
 /**
  * SQL of `gold/student_features` for one as-of date over a `student_day` relation that holds the lookback days.
  * `day_index` is the day's offset from the as-of date (0 on it, -1 the day before…); students are those on the
@@ -158,8 +170,13 @@ export function studentFeaturesSql(studentDay: string, asOf: string): string {
     // Rounded so that parallel aggregation order cannot change the last bits: re-runs give identical rows.
     return `round(CAST(${f.sql.replaceAll('{f}', filter)} AS DOUBLE), 9) AS ${f.name}`;
   });
+  // The student_day measures kept to 6 decimals, as exact decimals: their sums do not depend on the order parallel
+  // aggregation adds them in, so a re-run (after a retry, on another worker) gives bit-identical features.
+  const exact = DECIMAL_MEASURES.filter((c) => FEATURES.some((f) => new RegExp(`\\b${c}\\b`).test(f.sql)))
+    .map((c) => `CAST(${c} AS DECIMAL(18, 6)) AS ${c}`)
+    .join(', ');
   return `
-    WITH d AS (SELECT *, CAST(date - DATE '${asOf}' AS INTEGER) AS day_index FROM ${studentDay}
+    WITH d AS (SELECT *${exact ? ` REPLACE (${exact})` : ''}, CAST(date - DATE '${asOf}' AS INTEGER) AS day_index FROM ${studentDay}
                WHERE date BETWEEN DATE '${asOf}' - ${MAX_LOOKBACK_DAYS - 1} AND DATE '${asOf}'),
     grid AS (SELECT DISTINCT student_key, course_id FROM d WHERE day_index = 0)
     SELECT d.student_key, d.course_id, DATE '${asOf}' AS as_of_date,

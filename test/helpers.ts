@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,4 +25,22 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 
 export function uniqueSuffix(): string {
   return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/**
+ * A worker in a process of its own (so a test can SIGKILL it) for the lake, inbox and task queue of `config`, with
+ * extra environment such as a fault hold.
+ */
+export function spawnWorker(config: Config, extraEnv: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['bin/edlake.js', 'worker'], {
+    env: {
+      ...process.env,
+      EDLAKE_HOME: config.home,
+      EDLAKE_LAKE_ROOT: config.lake.kind === 'local' ? config.lake.root : '',
+      EDLAKE_INBOX: config.inbox,
+      EDLAKE_TASK_QUEUE: config.temporal.taskQueue,
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }

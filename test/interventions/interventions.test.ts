@@ -25,7 +25,7 @@ import { createDeps } from '../../workers/deps.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
 import type { InterventionState } from '../../workflows/contracts.js';
 import type { InterventionInput } from '../../workflows/intervention.js';
-import { tempDir, testConfig, uniqueSuffix } from '../helpers.js';
+import { spawnWorker, tempDir, testConfig, uniqueSuffix } from '../helpers.js';
 
 const SECRET = 'webhook-secret-for-the-tests';
 const START = '2031-06-02';
@@ -431,18 +431,10 @@ describe('interventions', () => {
     it('a worker killed after the send and before completion: one outbox row, one webhook delivery', async () => {
       await worker?.stop();
       worker = undefined;
-      const child: ChildProcess = spawn(process.execPath, ['bin/edlake.js', 'worker'], {
-        env: {
-          ...process.env,
-          EDLAKE_HOME: config.home,
-          EDLAKE_LAKE_ROOT: config.lake.kind === 'local' ? config.lake.root : '',
-          EDLAKE_INBOX: config.inbox,
-          EDLAKE_TASK_QUEUE: config.temporal.taskQueue,
-          EDLAKE_WEBHOOK_URL: sinks.webhookUrl,
-          EDLAKE_WEBHOOK_SECRET: SECRET,
-          EDLAKE_FAULT_HOLD_MS: 'deliverIntervention.afterSend=600000',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
+      const child: ChildProcess = spawnWorker(config, {
+        EDLAKE_WEBHOOK_URL: sinks.webhookUrl,
+        EDLAKE_WEBHOOK_SECRET: SECRET,
+        EDLAKE_FAULT_HOLD_MS: 'deliverIntervention.afterSend=600000',
       });
       try {
         const po = { ...take(), channel: 'outbox' as const, needsApproval: false };

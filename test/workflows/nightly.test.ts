@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectClient } from '../../cli/client.js';
@@ -9,7 +9,7 @@ import { generate } from '../../generator/index.js';
 import { createLake } from '../../lake/lake.js';
 import { parquetScan } from '../../lake/duck.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
-import { testConfig, uniqueSuffix } from '../helpers.js';
+import { spawnWorker, testConfig, uniqueSuffix } from '../helpers.js';
 
 const taskQueue = `test-nightly-${uniqueSuffix()}`;
 const config: Config = testConfig({ EDLAKE_TASK_QUEUE: taskQueue, EDLAKE_HEARTBEAT_TIMEOUT_SECONDS: '4' });
@@ -109,17 +109,7 @@ describe('nightlyPipeline on the real Temporal dev server', () => {
   it('survives a SIGKILLed worker during silver and ends with the same gold rows', async () => {
     await worker?.stop();
     worker = undefined;
-    const child: ChildProcess = spawn(process.execPath, ['bin/edlake.js', 'worker'], {
-      env: {
-        ...process.env,
-        EDLAKE_HOME: config.home,
-        EDLAKE_LAKE_ROOT: config.lake.kind === 'local' ? config.lake.root : '',
-        EDLAKE_INBOX: config.inbox,
-        EDLAKE_TASK_QUEUE: taskQueue,
-        EDLAKE_FAULT_HOLD_MS: 'buildSilverTables=600000',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child: ChildProcess = spawnWorker(config, { EDLAKE_FAULT_HOLD_MS: 'buildSilverTables=600000' });
     const handle = await startNightly(client.client, config, KILL_DAY);
     // Wait until the child worker is inside silver, then kill it without warning.
     const deadline = Date.now() + 120_000;

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySchedule, backfillSchedule, followBackfill, startBackfill } from '../../cli/schedule.js';
 import { connectClient } from '../../cli/client.js';
@@ -8,7 +8,7 @@ import { generate } from '../../generator/index.js';
 import type { BackfillProgress } from '../../workflows/contracts.js';
 import { partitionDateFor } from '../../workflows/scheduled.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
-import { testConfig, uniqueSuffix } from '../helpers.js';
+import { spawnWorker, testConfig, uniqueSuffix } from '../helpers.js';
 
 describe('partition date of a scheduled run', () => {
   it('is the day before the scheduled start, in the schedule timezone', () => {
@@ -82,17 +82,7 @@ describe('operations on the real dev server', () => {
     const to = gen.dates.at(-1)!;
     await worker?.stop();
     worker = undefined;
-    const child: ChildProcess = spawn(process.execPath, ['bin/edlake.js', 'worker'], {
-      env: {
-        ...process.env,
-        EDLAKE_HOME: config.home,
-        EDLAKE_LAKE_ROOT: config.lake.kind === 'local' ? config.lake.root : '',
-        EDLAKE_INBOX: config.inbox,
-        EDLAKE_TASK_QUEUE: config.temporal.taskQueue,
-        EDLAKE_INTERVENTIONS: 'false',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child: ChildProcess = spawnWorker(config, { EDLAKE_INTERVENTIONS: 'false' });
     let first: BackfillProgress;
     try {
       const handle = await startBackfill(client.client, config, { from, to, concurrency: 4, datesPerRun: 12 });

@@ -2,29 +2,18 @@
 // through Python onnxruntime) and k-means on 100k students (ml-kmeans against scikit-learn KMeans), as ratios.
 // The Python peers run in a virtual environment under the cache folder, built from bench/peers/requirements.txt.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Encoder } from '../activities/embeddings/encoder.js';
 import { kmeansSeeded } from '../activities/models/cluster.js';
 import { loadConfig } from '../config/index.js';
 import { modelDir } from '../scripts/model.js';
+import { peersPython } from './python.js';
 
 const config = loadConfig();
 const peers = fileURLToPath(new URL('./peers/', import.meta.url));
-const venv = join(config.cacheDir, 'peers-venv');
-const python = join(venv, 'bin', 'python');
-if (!existsSync(python)) {
-  process.stderr.write('building the Python peers environment…\n');
-  for (const args of [
-    ['-m', 'venv', venv],
-    [python, '-m', 'pip', 'install', '--quiet', '-r', join(peers, 'requirements.txt')],
-  ]) {
-    const [cmd, ...rest] = args[0] === '-m' ? ['python3', ...args] : args;
-    const r = spawnSync(cmd!, rest, { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error(`${cmd} ${rest.join(' ')} failed`);
-  }
-}
+const python = peersPython(config);
 const work = join(config.home, 'bench', 'models');
 mkdirSync(work, { recursive: true });
 

@@ -355,6 +355,7 @@ const ENV_KEYS: Record<string, string> = {
   EDLAKE_APPROVAL_TIMEOUT_HOURS: 'interventions.approvalTimeoutHours',
   EDLAKE_DELIVERY_MAX_ATTEMPTS: 'interventions.delivery.maximumAttempts',
   EDLAKE_DELIVERY_RETRY_SECONDS: 'interventions.delivery.initialIntervalSeconds',
+  EDLAKE_DELIVERY_MAX_RETRY_SECONDS: 'interventions.delivery.maximumIntervalSeconds',
   EDLAKE_DELIVERY_TIMEOUT_MS: 'interventions.delivery.timeoutMs',
   EDLAKE_SMTP_URL: 'interventions.email.smtpUrl',
   EDLAKE_SMTP_USER: 'interventions.email.user',

@@ -1,5 +1,7 @@
 import type { PartitionRef } from '../lake/manifest.js';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { parquetScan } from '../lake/duck.js';
+import { addDays } from '../lake/paths.js';
 import { publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
@@ -10,6 +12,12 @@ export const GOLD_SCHEMA_VERSION = 2;
 export interface BuildGoldFeaturesInput {
   /** As-of dates to (re)compute. */
   dates: string[];
+  /**
+   * The landing this run processed. An earlier as-of date whose features exist already is recomputed only for the
+   * students the landing's late events realigned within its lookback (silver/timeline slices `realigned=<landing>`);
+   * everyone else's rows are kept, so a night costs its new day, not the history its late events reach back into.
+   */
+  landingDate?: string;
   runId: string;
   writeId: string;
 }
@@ -32,6 +40,7 @@ export function createGoldActivities(deps: ActivityDeps) {
         withWorkDir(deps, 'gold', (dir) =>
           deps.duck.withConnection(async (conn) => {
             const partitions: PartitionRef[] = [];
+            const changes = await realignedStudents(deps, input);
             for (const asOf of input.dates) {
               progress({ asOf });
               const paths = await deps.lake.lookbackFiles('silver', 'student_day', asOf, MAX_LOOKBACK_DAYS);
@@ -41,6 +50,12 @@ export function createGoldActivities(deps: ActivityDeps) {
                   `silver/student_day dt=${asOf} is not committed; align the timeline first`,
                 );
               }
+              const partial = await partialInput(deps, conn, input, asOf, changes);
+              const sql = partial
+                ? `SELECT * FROM (${studentFeaturesSql(`(SELECT * FROM ${parquetScan(paths)} WHERE student_key IN (SELECT student_key FROM gold_changed)) sd`, asOf)})
+                   UNION ALL BY NAME
+                   SELECT * FROM ${parquetScan(partial.previous)} WHERE student_key NOT IN (SELECT student_key FROM gold_changed)`
+                : studentFeaturesSql(parquetScan(paths), asOf);
               partitions.push(
                 await publishQuery(deps.lake, conn, dir, {
                   layer: 'gold',
@@ -48,17 +63,73 @@ export function createGoldActivities(deps: ActivityDeps) {
                   date: asOf,
                   runId: input.runId,
                   writeId: input.writeId,
-                  sql: studentFeaturesSql(parquetScan(paths), asOf),
+                  sql,
                   orderBy: 'student_key, course_id',
                   schemaVersion: GOLD_SCHEMA_VERSION,
-                  stats: { lookbackPartitions: paths.length },
+                  stats: {
+                    lookbackPartitions: paths.length,
+                    ...(partial ? { studentsRecomputed: partial.students } : {}),
+                  },
                 }),
               );
             }
+            await conn.run('DROP TABLE IF EXISTS gold_changed');
             return { partitions, rows: partitions.reduce((n, p) => n + p.rowCount, 0) };
           }),
         ),
       );
     },
   };
+}
+
+interface Realigned {
+  /** Dates (in the lookback of some requested as-of date) this run rebuilt for every student. */
+  full: Set<string>;
+  /** Per date, the timeline files of the students the landing realigned there. */
+  slices: Map<string, string[]>;
+}
+
+/** What the landing changed in the student_day lookback of the requested dates: whole dates or realigned students. */
+async function realignedStudents(deps: ActivityDeps, input: BuildGoldFeaturesInput): Promise<Realigned | null> {
+  if (!input.landingDate || !input.dates.some((d) => d < input.landingDate!)) return null;
+  const sorted = [...input.dates].sort();
+  const out: Realigned = { full: new Set(), slices: new Map() };
+  const slice = `realigned=${input.landingDate}`;
+  for (let d = addDays(sorted[0]!, -(MAX_LOOKBACK_DAYS - 1)); d < input.landingDate; d = addDays(d, 1)) {
+    const day = await deps.lake.readManifest('silver', 'student_day', d);
+    if (!day) continue;
+    const { manifest, paths } = await deps.lake.localFiles('silver', 'timeline', d);
+    const files = (manifest?.files ?? []).flatMap((f, i) => (f.slice === slice ? [paths[i]!] : []));
+    if (files.length) out.slices.set(d, files);
+    else if (day.runId === input.runId) out.full.add(d);
+  }
+  return out;
+}
+
+/**
+ * For an as-of date before the landing whose features were committed at the current schema: loads the students to
+ * recompute into `gold_changed` and returns the previous partition's files; null when the date is computed whole.
+ */
+async function partialInput(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  input: BuildGoldFeaturesInput,
+  asOf: string,
+  changes: Realigned | null,
+): Promise<{ previous: string[]; students: number } | null> {
+  if (!changes || asOf >= input.landingDate!) return null;
+  const { manifest, paths } = await deps.lake.localFiles('gold', 'student_features', asOf);
+  if (!manifest || manifest.schemaVersion !== GOLD_SCHEMA_VERSION || !paths.length) return null;
+  const window: string[] = [];
+  for (let d = addDays(asOf, -(MAX_LOOKBACK_DAYS - 1)); d <= asOf; d = addDays(d, 1)) {
+    if (changes.full.has(d)) return null;
+    window.push(...(changes.slices.get(d) ?? []));
+  }
+  await conn.run(
+    window.length
+      ? `CREATE OR REPLACE TEMP TABLE gold_changed AS SELECT DISTINCT student_key FROM ${parquetScan(window)}`
+      : 'CREATE OR REPLACE TEMP TABLE gold_changed (student_key VARCHAR)',
+  );
+  const n = (await conn.runAndReadAll('SELECT count(*) FROM gold_changed')).getRows()[0]![0];
+  return { previous: paths, students: Number(n) };
 }

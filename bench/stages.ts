@@ -56,7 +56,7 @@ for (const date of gen.dates) {
   for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
   await stage(
     'gold',
-    () => acts.buildGoldFeatures({ dates: gold, runId, writeId }),
+    () => acts.buildGoldFeatures({ dates: gold, landingDate: date, runId, writeId }),
     (r) => r.rows,
   );
   process.stderr.write(`  ${date} done (${raw} raw records so far)\n`);

@@ -228,6 +228,7 @@ export async function nightlyPipeline(
       const goldDates = dateSpan(alignDates[0]!, input.date);
       const gold = await computeActivities(hb, `Student features as of ${goldDates.join(', ')}`).buildGoldFeatures({
         dates: goldDates,
+        landingDate: input.date,
         runId,
         writeId,
       });

@@ -43,7 +43,7 @@ async function nightly(date: string): Promise<void> {
   await acts.alignTimeline({ dates, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
   const gold: string[] = [];
   for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
-  await acts.buildGoldFeatures({ dates: gold, runId: `r-${date}`, writeId: `run-${date}` });
+  await acts.buildGoldFeatures({ dates: gold, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
 }
 
 describe('multi-modal landing, cleaning and alignment over generated days', () => {
@@ -214,6 +214,28 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     expect((await deps.lake.readManifest('silver', 'timeline', date))!.files.filter((f) => f.overlayKey)).toEqual([]);
     expect(await rows('timeline')).toEqual(before.timeline);
     expect(await rows('student_day')).toEqual(before.days);
+  });
+
+  it('recomputing only the realigned students of earlier as-of dates equals recomputing them whole', async () => {
+    // Late events of the last landings reached back into earlier days: those days' features were recomputed for the
+    // realigned students only, the rest copied.
+    const last = gen.dates.at(-1)!;
+    const partial: string[] = [];
+    for (const d of gen.dates.slice(0, -1)) {
+      const m = (await deps.lake.readManifest('gold', 'student_features', d))!;
+      if (m.stats.studentsRecomputed !== undefined) partial.push(d);
+    }
+    expect(partial.length).toBeGreaterThan(0);
+    const rows = async (d: string) =>
+      (await query(`SELECT * FROM ${await scan('gold', 'student_features', d)}`)).map((r) => JSON.stringify(r)).sort();
+    const before = new Map<string, string[]>();
+    for (const d of partial) before.set(d, await rows(d));
+    await acts.buildGoldFeatures({ dates: partial, runId: 'full-gold', writeId: 'run-full-gold' });
+    for (const d of partial) {
+      expect((await deps.lake.readManifest('gold', 'student_features', d))!.stats.studentsRecomputed).toBeUndefined();
+      expect(await rows(d), d).toEqual(before.get(d));
+    }
+    expect(last > partial.at(-1)!).toBe(true);
   });
 
   it('ties each submission to the study session before it', async () => {

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
-import { FEATURES, featureCatalogueMarkdown, studentFeaturesSql } from '../../activities/features.js';
+import {
+  FEATURES,
+  featureCatalogueMarkdown,
+  studentFeaturesDefinitionSql,
+  studentFeaturesSql,
+} from '../../activities/features.js';
 
 describe('feature catalogue', () => {
   it('docs/FEATURES.md is generated from the code (npm run docs:features)', () => {
@@ -34,5 +39,47 @@ describe('feature catalogue', () => {
     expect(r.days_since_last_activity).toBe(0);
     expect(r.active_streak_days).toBe(3);
     expect(Number(r.events_trend_7d)).toBeGreaterThan(0);
+  });
+
+  it('computes every feature as its definition does, on a random grid with gaps and missing values', async () => {
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    // 300 students × 2 courses over 40 days (the lookback and days outside it), some days missing, measures random,
+    // assessment score and video completion often NULL, some students idle for whole windows.
+    await conn.run(`SELECT setseed(0.42)`);
+    await conn.run(`CREATE TABLE sd AS
+      WITH g AS (SELECT 's' || s AS student_key, 'C' || c AS course_id, DATE '2026-05-10' - CAST(k AS INTEGER) AS date, s
+                 FROM range(300) a(s), range(2) b(c), range(40) t(k) WHERE random() > 0.1),
+      v AS (SELECT *, CASE WHEN s % 7 = 0 THEN 0 ELSE CAST(floor(random() * 3) AS INTEGER) END AS busy FROM g)
+      SELECT student_key, course_id, date,
+        busy * CAST(floor(random() * 20) AS INTEGER) AS events, CAST(floor(random() * 5) AS INTEGER) AS activity_events,
+        CAST(floor(random() * 5) AS INTEGER) AS practice_events, CAST(floor(random() * 5) AS INTEGER) AS video_events,
+        CAST(floor(random() * 2) AS INTEGER) AS forum_posts, CAST(floor(random() * 90) AS INTEGER) AS forum_words,
+        CAST(floor(random() * 3) AS INTEGER) AS sessions, round(random() * 90, 6) AS session_minutes,
+        CAST(floor(random() * 9) AS INTEGER) AS answered, CAST(floor(random() * 5) AS INTEGER) AS correct,
+        CAST(floor(random() * 2) AS INTEGER) AS submissions, CAST(floor(random() * 2) AS INTEGER) AS late_submissions,
+        round(random() * 30, 6) AS lateness_hours, CAST(floor(random() * 9) AS INTEGER) AS attempts,
+        CAST(floor(random() * 9) AS INTEGER) AS items, CAST(floor(random() * 4) AS INTEGER) AS practice_correct,
+        CAST(floor(random() * 9) AS INTEGER) AS practice_attempts, CAST(floor(random() * 4) AS INTEGER) AS practice_items,
+        round(random() * 120, 6) AS time_on_task_minutes, round(random() * 40, 6) AS video_minutes,
+        CAST(floor(random() * 3) AS INTEGER) AS videos_watched,
+        CASE WHEN random() < 0.5 THEN round(random(), 6) END AS video_completion,
+        CASE WHEN random() < 0.3 THEN round(random(), 6) END AS assessment_score
+      FROM v`);
+    const read = async (sql: string) =>
+      (await conn.runAndReadAll(`${sql} ORDER BY student_key, course_id`)).getRowObjectsJson();
+    const plan = await read(studentFeaturesSql('sd', '2026-05-10'));
+    const definition = await read(studentFeaturesDefinitionSql('sd', '2026-05-10'));
+    conn.closeSync();
+    db.closeSync();
+    expect(plan.length).toBeGreaterThan(500);
+    expect(plan.length).toBe(definition.length);
+    for (const [i, row] of plan.entries()) {
+      for (const f of FEATURES) {
+        const [a, b] = [row[f.name], definition[i]![f.name]];
+        if (b === null) expect(a, `${f.name} of ${String(row.student_key)}`).toBeNull();
+        else expect(Number(a), `${f.name} of ${String(row.student_key)}`).toBeCloseTo(Number(b), 8);
+      }
+    }
   });
 });

@@ -20,7 +20,15 @@ export async function benchDrop(
   size: number,
   days: number,
 ): Promise<{ dir: string; students: number }> {
-  const students = Math.max(50, Math.round(size / days / EVENTS_PER_STUDENT_DAY));
+  return studentsDrop(config, Math.max(50, Math.round(size / days / EVENTS_PER_STUDENT_DAY)), days);
+}
+
+/** The benchmark drop of `students` students over `days` days, generated once and cached. */
+export async function studentsDrop(
+  config: Config,
+  students: number,
+  days: number,
+): Promise<{ dir: string; students: number }> {
   const dir = join(config.cacheDir, 'bench', `drop-v${GENERATOR_VERSION}-${students}x${days}`);
   if (!existsSync(join(dir, '_generator.json'))) {
     rmSync(dir, { recursive: true, force: true });

@@ -38,8 +38,9 @@ export async function publishQuery(
     `${p.layer}-${p.dataset}-${p.date}${p.slice ? `-${p.slice.replace(/[^A-Za-z0-9-]/g, '_')}` : ''}.parquet`,
   );
   const query = `SELECT * FROM (${p.sql})${p.orderBy ? ` ORDER BY ${p.orderBy}` : ''}`;
+  // zstd at level 1: about three quarters of the write time of the default level for files a third larger.
   const copied = await conn.runAndReadAll(
-    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)`,
   );
   const rows = toNumber(copied.getRows()[0]![0]);
   const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM (${p.sql}))`))

@@ -248,7 +248,6 @@ export async function cleanSource(
   const rawSql = direct
     ? `to_json(struct_pack(${columns.map((c) => `${quotedIdentifier(c)} := ${quotedIdentifier(`c:${c}`)}`).join(', ')}))::VARCHAR`
     : 'raw';
-  const rawCols = direct ? columns.map((c) => quotedIdentifier(`c:${c}`)).join(', ') : 'raw';
 
   const identityForm = def.identity
     .map((id) => {
@@ -262,7 +261,7 @@ export async function cleanSource(
     .join(', ');
 
   const xSql = direct
-    ? `SELECT source_file, line_no, ${rawCols}, true AS is_object,
+    ? `SELECT source_file, line_no, true AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
@@ -291,7 +290,14 @@ export async function cleanSource(
         CASE WHEN p.zone = 'Z' THEN 0 WHEN p.sign <> '' THEN (CASE WHEN p.sign = '-' THEN -1 ELSE 1 END) *
           (CAST(p.hh AS INTEGER) * 60 + coalesce(try_cast(nullif(p.mm, '') AS INTEGER), 0)) END AS explicit_offset
       FROM (SELECT *, regexp_extract(trim(ts_raw), ${isoRe}, ['base', 'zone', 'sign', 'hh', 'mm']) AS p FROM x) x`;
-  const tsUtcSql = `CASE WHEN explicit_offset IS NOT NULL THEN ts_local - to_minutes(explicit_offset) ELSE ${toUtc('ts_local')} END`;
+  // Zone-less local times: the time-zone database is asked once per distinct local minute (offsets change on
+  // minute boundaries), not once per row.
+  const zoned = ts.timezone !== 'UTC';
+  const tsUtcSql = `CASE WHEN explicit_offset IS NOT NULL THEN ts_local - to_minutes(explicit_offset) ELSE ${zoned ? 'ts_local + z.zone_offset' : 'ts_local'} END`;
+  const zoneCte = zoned
+    ? `zone AS (SELECT minute, ${toUtc('minute')} - minute AS zone_offset
+        FROM (SELECT DISTINCT date_trunc('minute', ts_local) AS minute FROM t0 WHERE explicit_offset IS NULL AND ts_local IS NOT NULL)),`
+    : '';
 
   const courseSql = def.course
     ? def.course.pattern
@@ -305,7 +311,8 @@ export async function cleanSource(
       ${tsUtcSql} AS ts_utc,
       i.student_key,
       ${courseSql} AS course_id
-    FROM t0 x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form`;
+    FROM t0 x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form
+    ${zoned ? `LEFT JOIN zone z ON z.minute = date_trunc('minute', x.ts_local)` : ''}`;
 
   // The contract: the first failing rule names the row's quarantine reason and field.
   const checks: { rule: Rule; when: string; field: string; reason: string }[] = [
@@ -398,10 +405,7 @@ export async function cleanSource(
   if (def.termCheck) {
     checks.push({
       rule: 'out_of_term',
-      when: `EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key)
-        AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = typed_row.student_key
-          AND (typed_row.course_id IS NULL OR e.course_id = typed_row.course_id)
-          AND CAST(typed_row.ts_utc AS DATE) BETWEEN e.start_date - 1 AND e.end_date + 1)`,
+      when: 'out_of_term',
       field: "'timestamp'",
       reason: `'timestamp ' || ts_raw || ' is outside the student''s enrolment'`,
     });
@@ -410,6 +414,18 @@ export async function cleanSource(
   const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
+  // Enrolment: judged once per student, course and day (not per event) — a student with enrolments whose events fall
+  // outside every one of them (±1 day; any course when the event names none).
+  const termCte = def.termCheck
+    ? `days AS (SELECT DISTINCT student_key, course_id, CAST(ts_utc AS DATE) AS day FROM typed
+        WHERE student_key IS NOT NULL AND ts_utc IS NOT NULL),
+      outside AS (SELECT student_key, course_id, day FROM days c
+        WHERE EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key)
+          AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key
+            AND (c.course_id IS NULL OR e.course_id = c.course_id) AND c.day BETWEEN e.start_date - 1 AND e.end_date + 1)),
+      termed AS (SELECT t.*, o.day IS NOT NULL AS out_of_term FROM typed t LEFT JOIN outside o
+        ON o.student_key = t.student_key AND o.course_id IS NOT DISTINCT FROM t.course_id AND o.day = CAST(t.ts_utc AS DATE)),`
+    : '';
   // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
   const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
@@ -417,11 +433,13 @@ export async function cleanSource(
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
     WITH x AS (${xSql}),
     t0 AS (${timeCte}),
+    ${zoneCte}
     typed AS (${typedSql}),
-    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
+    ${termCte}
+    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM ${def.termCheck ? 'termed' : 'typed'} typed_row),
     -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
     keyed AS MATERIALIZED (
-      SELECT source_file, line_no, ${rawCols},
+      SELECT source_file, line_no,
         ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
         coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
         student_key, course_id,
@@ -473,9 +491,11 @@ export async function cleanSource(
       ${outputFields.join(', ')}${outputFields.length ? ',' : ''}
       source_file, line_no AS source_line
     FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1`);
+  // The record as read is joined back only for the rows that fail (carrying it through every row costs more).
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('quarantine')} AS
-    SELECT source_file, line_no, rule, field, reason, ${rawSql} AS raw
-    FROM ${t('ranked')} WHERE rule IS NOT NULL`);
+    SELECT q.source_file, q.line_no, q.rule, q.field, q.reason, ${rawSql} AS raw
+    FROM (SELECT * FROM ${t('ranked')} WHERE rule IS NOT NULL) q
+    JOIN ${t('raw')} r ON r.source_file = q.source_file AND r.line_no = q.line_no`);
 
   const c = (
     await conn.runAndReadAll(`SELECT count(*) AS raw,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { sqlList } from '../../lake/duck.js';
 import type { ActivityDeps } from '../context.js';
@@ -10,6 +11,20 @@ export interface RosterLoad {
   enrolments: number;
   /** First and last names, lower-cased, for masking free text. Held in memory only. */
   names: ReadonlySet<string>;
+}
+
+/**
+ * Pseudonymous keys already computed in this process, for one pseudonymization key at a time (identified by its
+ * hash, so the secret itself is not kept): the roster changes little from night to night.
+ */
+let keyCache: { secretHash: string; keys: Map<string, string> } = { secretHash: '', keys: new Map() };
+const KEY_CACHE_LIMIT = 2_000_000;
+
+function keyCacheFor(secret: string): Map<string, string> {
+  const secretHash = createHash('sha256').update(secret).digest('hex');
+  if (keyCache.secretHash !== secretHash || keyCache.keys.size > KEY_CACHE_LIMIT)
+    keyCache = { secretHash, keys: new Map() };
+  return keyCache.keys;
 }
 
 /**
@@ -36,7 +51,8 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
     throw nonRetryable(ErrorType.MissingInput, `bronze/roster dt=${rosterDate} has no student file`);
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE roster_raw AS
-    SELECT * FROM read_csv(${sqlList(rosterFiles.map((f) => f.path))}, header = true, all_varchar = true, union_by_name = true, hive_partitioning = false)`);
+    SELECT *, row_number() OVER () AS roster_row
+    FROM read_csv(${sqlList(rosterFiles.map((f) => f.path))}, header = true, all_varchar = true, union_by_name = true, hive_partitioning = false)`);
   const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE roster_raw)`))
     .getRows()
     .map((r) => String(r[0]));
@@ -48,61 +64,54 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
       );
     }
   }
-  const col = (c: string) => (cols.includes(c) ? c : 'NULL');
-  const rows = (
-    await conn.runAndReadAll(`SELECT student_id, ${col('first_name')} AS first_name, ${col('last_name')} AS last_name,
-        ${col('email')} AS email, ${col('lms_id')} AS lms_id, ${col('sis_id')} AS sis_id, ${col('timezone')} AS timezone,
-        ${col('program')} AS program, ${col('consent')} AS consent, ${col('opt_out')} AS opt_out,
-        ${col('gender')} AS gender, ${col('age_band')} AS age_band, ${col('first_generation')} AS first_generation
-      FROM roster_raw WHERE nullif(trim(student_id), '') IS NOT NULL`)
-  ).getRowObjects() as Record<string, string | null>[];
+  const col = (c: string) => (cols.includes(c) ? `nullif(${c}, '')` : 'NULL::VARCHAR');
+  const bool = (c: string) => `CASE WHEN ${col(c)} IS NOT NULL THEN lower(trim(${col(c)})) IN ('true', '1', 'yes') END`;
+  // One row per student id (the first one wins), then its pseudonymous key: the only step done outside DuckDB.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE roster_rows AS
+    SELECT trim(student_id) AS id, * EXCLUDE (student_id) FROM roster_raw
+    WHERE nullif(trim(student_id), '') IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY trim(student_id) ORDER BY roster_row) = 1`);
   await conn.run(`DROP TABLE roster_raw`);
-
-  await conn.run(`CREATE OR REPLACE TEMP TABLE identities (identity VARCHAR, student_key VARCHAR)`);
-  await conn.run(
-    `CREATE OR REPLACE TEMP TABLE students (student_key VARCHAR, timezone VARCHAR, program VARCHAR, consent BOOLEAN, opt_out BOOLEAN)`,
-  );
-  await conn.run(
-    `CREATE OR REPLACE TEMP TABLE student_demographics (student_key VARCHAR, gender VARCHAR, age_band VARCHAR, first_generation BOOLEAN)`,
-  );
-  const ids = await conn.createAppender('identities', 'main', 'temp');
-  const st = await conn.createAppender('students', 'main', 'temp');
-  const dem = await conn.createAppender('student_demographics', 'main', 'temp');
-  const bool = (v: string | null | undefined) => (v ? ['true', '1', 'yes'].includes(v.trim().toLowerCase()) : null);
-  const str = (a: typeof st, v: string | null | undefined) => (v ? a.appendVarchar(v) : a.appendNull());
-  const boolApp = (a: typeof st, v: boolean | null) => (v === null ? a.appendNull() : a.appendBoolean(v));
-  const names = new Set<string>();
-  const seen = new Set<string>();
-  for (const r of rows) {
-    const id = r.student_id!.trim();
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const key = studentKey(deps.config.pseudonymKey, id);
-    const forms = [`student_id:${id}`];
-    if (r.email) forms.push(`email:${r.email.trim().toLowerCase()}`);
-    if (r.lms_id) forms.push(`lms_id:${r.lms_id.trim()}`);
-    if (r.sis_id) forms.push(`sis_id:${r.sis_id.trim()}`);
-    for (const f of forms) {
-      ids.appendVarchar(f);
-      ids.appendVarchar(key);
-      ids.endRow();
-    }
-    for (const n of [r.first_name, r.last_name]) if (n && n.trim().length >= 2) names.add(n.trim().toLowerCase());
-    st.appendVarchar(key);
-    str(st, r.timezone);
-    str(st, r.program);
-    boolApp(st, bool(r.consent));
-    boolApp(st, bool(r.opt_out));
-    st.endRow();
-    dem.appendVarchar(key);
-    str(dem, r.gender);
-    str(dem, r.age_band);
-    boolApp(dem, bool(r.first_generation));
-    dem.endRow();
+  const ids = (await conn.runAndReadAll(`SELECT id FROM roster_rows ORDER BY roster_row`)).getRows();
+  await conn.run(`CREATE OR REPLACE TEMP TABLE roster_keys (id VARCHAR, student_key VARCHAR)`);
+  const keys = await conn.createAppender('roster_keys', 'main', 'temp');
+  const cache = keyCacheFor(deps.config.pseudonymKey);
+  for (const [value] of ids) {
+    const id = String(value);
+    let key = cache.get(id);
+    if (key === undefined) cache.set(id, (key = studentKey(deps.config.pseudonymKey, id)));
+    keys.appendVarchar(id);
+    keys.appendVarchar(key);
+    keys.endRow();
   }
-  ids.closeSync();
-  st.closeSync();
-  dem.closeSync();
+  keys.closeSync();
+  const form = (kind: string, c: string, lower = false) =>
+    `SELECT '${kind}:' || ${lower ? `lower(trim(${col(c)}))` : `trim(${col(c)})`} AS identity, k.student_key
+     FROM roster_rows r JOIN roster_keys k USING (id) WHERE ${col(c)} IS NOT NULL`;
+  await conn.run(`CREATE OR REPLACE TEMP TABLE identities AS
+    SELECT 'student_id:' || id AS identity, student_key FROM roster_keys
+    UNION ALL ${form('email', 'email', true)}
+    UNION ALL ${form('lms_id', 'lms_id')}
+    UNION ALL ${form('sis_id', 'sis_id')}`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE students AS
+    SELECT k.student_key, ${col('timezone')} AS timezone, ${col('program')} AS program,
+      ${bool('consent')} AS consent, ${bool('opt_out')} AS opt_out
+    FROM roster_rows r JOIN roster_keys k USING (id) ORDER BY r.roster_row`);
+  await conn.run(`CREATE OR REPLACE TEMP TABLE student_demographics AS
+    SELECT k.student_key, ${col('gender')} AS gender, ${col('age_band')} AS age_band,
+      ${bool('first_generation')} AS first_generation
+    FROM roster_rows r JOIN roster_keys k USING (id) ORDER BY r.roster_row`);
+  const names = new Set(
+    (
+      await conn.runAndReadAll(`SELECT DISTINCT lower(trim(n)) FROM (
+        SELECT ${col('first_name')} AS n FROM roster_rows UNION ALL SELECT ${col('last_name')} FROM roster_rows)
+        WHERE length(trim(n)) >= 2`)
+    )
+      .getRows()
+      .map((r) => String(r[0])),
+  );
+  await conn.run(`DROP TABLE roster_rows`);
+  await conn.run(`DROP TABLE roster_keys`);
 
   await conn.run(
     `CREATE OR REPLACE TEMP TABLE enrolments (student_key VARCHAR, course_id VARCHAR, start_date DATE, end_date DATE)`,
@@ -116,7 +125,7 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   const enrolments = Number((await conn.runAndReadAll(`SELECT count(*) FROM enrolments`)).getRows()[0]![0]);
   return {
     rosterDate,
-    students: seen.size,
+    students: ids.length,
     enrolments,
     names,
   };

@@ -115,8 +115,11 @@ async function alignDate(
     parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select}
       FROM ${parquetScan(paths)} ${only}`);
   }
-  // The roster snapshot in force on the date: the latest on or before it.
-  const rosterDate = await deps.lake.latestPartition('silver', 'enrolments', date);
+  // The roster snapshot in force on the date: the latest on or before it; for a late event dated before the first
+  // snapshot (the term's first day, within the enrolment tolerance), the first snapshot.
+  const rosterDate =
+    (await deps.lake.latestPartition('silver', 'enrolments', date)) ??
+    (await deps.lake.listPartitions('silver', 'enrolments'))[0];
   if (!rosterDate)
     throw nonRetryable(ErrorType.MissingPartition, `no silver/enrolments on or before ${date}; run silver first`);
   const enrol = (await deps.lake.localFiles('silver', 'enrolments', rosterDate)).paths;

@@ -102,12 +102,12 @@ await deps.duck.close();
 
 console.log(`\nnightly cost against history (${students} students, same daily volume)`);
 const stageNames = [...new Set(results.flatMap((r) => Object.keys(r.stages)))];
-console.log(`night  history  records   seconds  ${stageNames.map((s) => s.padStart(13)).join('')}`);
+console.log(`night  history  records   seconds  ${stageNames.map((s) => s.padStart(14)).join('')}`);
 for (const r of results) {
   console.log(
     `${String(r.night).padStart(5)}  ${String(r.historyDays).padStart(7)}  ${String(r.rawRecords).padStart(7)}  ${r.seconds
       .toFixed(1)
-      .padStart(8)}  ${stageNames.map((s) => (r.stages[s] ?? 0).toFixed(2).padStart(13)).join('')}`,
+      .padStart(8)}  ${stageNames.map((s) => (r.stages[s] ?? 0).toFixed(2).padStart(14)).join('')}`,
   );
 }
 const [first, last] = [results[0]!, results.at(-1)!];

@@ -64,6 +64,16 @@ for (const size of sizes) {
   }
   rmSync(home, { recursive: true, force: true });
 }
+// Time against size: seconds per million events at each size, relative to the smallest (1.0 = linear).
+const sized = results as { events: number; totalSeconds: number }[];
+if (sized.length > 1) {
+  const unit = (r: { events: number; totalSeconds: number }) => r.totalSeconds / (r.events / 1e6);
+  console.log('\ntime against size   seconds per 1 M events   against the smallest size');
+  for (const r of sized)
+    console.log(
+      `${(r.events / 1e6).toFixed(1).padStart(6)} M events   ${unit(r).toFixed(1).padStart(22)}   ${(unit(r) / unit(sized[0]!)).toFixed(2).padStart(25)}×`,
+    );
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL('./results/pipeline.json', import.meta.url),

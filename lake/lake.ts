@@ -118,12 +118,14 @@ export class Lake {
   }
 
   /** Dates of the committed partitions of a dataset, ascending. */
-  async listPartitions(layer: Layer, dataset: string): Promise<string[]> {
+  /** Committed partition dates of a dataset, oldest first; with a range, only those in it (bounds included). */
+  async listPartitions(layer: Layer, dataset: string, range: { from?: string; to?: string } = {}): Promise<string[]> {
     const prefixes = await this.store.listPrefixes(datasetPrefix(layer, dataset));
     const dates: string[] = [];
     for (const p of prefixes) {
       const m = /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p);
-      if (m && (await this.store.exists(p + MANIFEST_FILE))) dates.push(m[1]!);
+      if (!m || (range.from && m[1]! < range.from) || (range.to && m[1]! > range.to)) continue;
+      if (await this.store.exists(p + MANIFEST_FILE)) dates.push(m[1]!);
     }
     return dates;
   }
@@ -134,7 +136,16 @@ export class Lake {
 
   /** The latest committed partition date of a dataset on or before `date`, if any. */
   async latestPartition(layer: Layer, dataset: string, date: string): Promise<string | undefined> {
-    return (await this.listPartitions(layer, dataset)).filter((d) => d <= date).at(-1);
+    // Newest first, stopping at the first committed one: one listing and usually one existence check, however long
+    // the history.
+    const dates = (await this.store.listPrefixes(datasetPrefix(layer, dataset)))
+      .map((p) => /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p))
+      .filter((m): m is RegExpExecArray => !!m && m[1]! <= date)
+      .map((m) => m[1]!)
+      .sort();
+    for (let i = dates.length - 1; i >= 0; i--)
+      if (await this.store.exists(`${datasetPrefix(layer, dataset)}dt=${dates[i]}/${MANIFEST_FILE}`)) return dates[i];
+    return undefined;
   }
 
   /** Local paths of the committed partitions of the `days` days ending on `date` (a lookback window). */

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, loadConfig } from '../config/index.js';
@@ -43,4 +45,55 @@ export function spawnWorker(config: Config, extraEnv: Record<string, string> = {
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+}
+
+/** What the loopback Messages API answers to the n-th request (its body given): text, or an error status. */
+export type MessagesReply = { status?: number; text?: string; delayMs?: number };
+
+/**
+ * A Messages API on loopback for the language-model tests: answers each request as `answer` says (status 200 with the
+ * text, or the status with an API error body after an optional delay) and keeps every request body.
+ */
+export async function startMessagesApi(
+  answer: (n: number, body: string) => MessagesReply,
+): Promise<{ baseUrl: string; requests: string[]; close: () => Promise<void> }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      requests.push(body);
+      const a = answer(requests.length, body);
+      const status = a.status ?? 200;
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(status, { 'content-type': 'application/json', 'retry-after-ms': '10' });
+        res.end(
+          JSON.stringify(
+            status === 200
+              ? {
+                  id: 'msg_test',
+                  type: 'message',
+                  role: 'assistant',
+                  model: 'test-model',
+                  content: [{ type: 'text', text: a.text ?? '' }],
+                  stop_reason: 'end_turn',
+                  stop_sequence: null,
+                  usage: { input_tokens: 10, output_tokens: 10 },
+                }
+              : {
+                  type: 'error',
+                  error: { type: status === 529 ? 'overloaded_error' : 'api_error', message: 'busy' },
+                },
+          ),
+        );
+      }, a.delayMs ?? 0);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }

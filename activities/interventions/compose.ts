@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import { askForJson } from '../llm.js';
 import type { Config } from '../../config/index.js';
 
 /** The placeholder the first name goes into, locally, at delivery. Nothing personal is ever in a prompt. */
@@ -99,47 +99,26 @@ export async function composeMessage(config: Config, ctx: MessageContext): Promi
   const template = templateMessage(ctx);
   if (!config.llm.apiKey) return template;
   const max = config.interventions.maxMessageChars;
-  const client = new Anthropic({
-    apiKey: config.llm.apiKey,
-    ...(config.llm.baseUrl ? { baseURL: config.llm.baseUrl } : {}),
-    timeout: config.llm.timeoutMs,
-    maxRetries: config.llm.maxRetries,
-  });
   const audience =
     ctx.kind === 'mentor_alert'
       ? 'to a mentor about one of their students (do not name or address the student)'
       : `to a student, starting with "Hi ${FIRST_NAME}," (keep ${FIRST_NAME} exactly as written, once)`;
-  try {
-    const res = await client.messages.create({
-      model: config.llm.model,
-      max_tokens: config.llm.maxTokens,
-      system:
-        'You write short, warm, practical messages for an online course. Encourage; never blame. Never mention ' +
-        'risk, scores, predictions, failing or dropping out. No links, no contact details, no exclamation marks in a row.',
-      messages: [
-        {
-          role: 'user',
-          content:
-            `Write a ${ctx.kind.replace('_', ' ')} ${audience}, at most ${max} characters. ` +
-            `Answer with JSON {"subject": "...", "body": "..."} and nothing else.\n\n` +
-            JSON.stringify({ course: ctx.course, recentPattern: ctx.factors, groupDescription: ctx.segment }),
-        },
-      ],
-    });
-    const text = res.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
-    let parsed: { subject?: unknown; body?: unknown };
-    try {
-      parsed = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as typeof parsed;
-    } catch {
-      return { ...template, fallbackReason: 'answer was not the JSON asked for' };
-    }
-    if (typeof parsed.subject !== 'string' || typeof parsed.body !== 'string')
-      return { ...template, fallbackReason: 'answer lacked a subject or body' };
-    const m = { subject: parsed.subject.trim(), body: parsed.body.trim() };
-    const failed = checkMessage(m, ctx, max);
-    if (failed) return { ...template, fallbackReason: `check failed: ${failed}` };
-    return { ...m, source: 'llm' };
-  } catch (err) {
-    return { ...template, fallbackReason: `language model call failed: ${(err as Error).message.split('\n')[0]}` };
-  }
+  const answer = await askForJson(config, {
+    shape: 'object',
+    system:
+      'You write short, warm, practical messages for an online course. Encourage; never blame. Never mention ' +
+      'risk, scores, predictions, failing or dropping out. No links, no contact details, no exclamation marks in a row.',
+    prompt:
+      `Write a ${ctx.kind.replace('_', ' ')} ${audience}, at most ${max} characters. ` +
+      `Answer with JSON {"subject": "...", "body": "..."} and nothing else.\n\n` +
+      JSON.stringify({ course: ctx.course, recentPattern: ctx.factors, groupDescription: ctx.segment }),
+  });
+  if (!answer.ok) return { ...template, fallbackReason: answer.reason };
+  const parsed = (answer.value ?? {}) as { subject?: unknown; body?: unknown };
+  if (typeof parsed.subject !== 'string' || typeof parsed.body !== 'string')
+    return { ...template, fallbackReason: 'answer lacked a subject or body' };
+  const m = { subject: parsed.subject.trim(), body: parsed.body.trim() };
+  const failed = checkMessage(m, ctx, max);
+  if (failed) return { ...template, fallbackReason: `check failed: ${failed}` };
+  return { ...m, source: 'llm' };
 }

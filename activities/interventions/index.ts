@@ -97,7 +97,7 @@ export function createInterventionActivities(deps: ActivityDeps) {
   /** Contacts straight from the bronze roster, in this process's memory only, for the email channel. */
   let contacts: { ref: string; byKey: Map<string, { email: string; firstName: string }> } | null = null;
   async function contact(conn: DuckDBConnection, key: string, date: string) {
-    const rosterDate = (await deps.lake.listPartitions('bronze', 'roster')).filter((d) => d <= date).at(-1);
+    const rosterDate = await deps.lake.latestPartition('bronze', 'roster', date);
     if (!rosterDate) throw nonRetryable(ErrorType.MissingPartition, `no roster in bronze on or before ${date}`);
     const { manifest, paths } = await deps.lake.localFiles('bronze', 'roster', rosterDate);
     const ref = `${rosterDate}#${manifest!.writeId}`;
@@ -404,9 +404,10 @@ export function createInterventionActivities(deps: ActivityDeps) {
       runId: string;
       writeId: string;
     }): Promise<{ partition: PartitionRef | null; rows: number }> {
-      const decisionDates = (await deps.lake.listPartitions('gold', 'interventions')).filter(
-        (d) => d < input.date && d >= addDays(input.date, -28),
-      );
+      const decisionDates = await deps.lake.listPartitions('gold', 'interventions', {
+        from: addDays(input.date, -28),
+        to: addDays(input.date, -1),
+      });
       if (!decisionDates.length) return { partition: null, rows: 0 };
       return withWorkDir(deps, 'outcomes', (dir) =>
         deps.duck.withConnection(async (conn) => {

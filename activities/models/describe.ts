@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import { askForJson } from '../llm.js';
 import type { Config } from '../../config/index.js';
 
 export interface SegmentSummary {
@@ -26,12 +26,6 @@ const MAX_WORDS = 30;
 export async function describeSegments(config: Config, segments: SegmentSummary[]): Promise<Described> {
   const template = { descriptions: segments.map((s) => s.template), source: 'template' as const };
   if (!config.llm.apiKey || !segments.length) return template;
-  const client = new Anthropic({
-    apiKey: config.llm.apiKey,
-    ...(config.llm.baseUrl ? { baseURL: config.llm.baseUrl } : {}),
-    timeout: config.llm.timeoutMs,
-    maxRetries: config.llm.maxRetries,
-  });
   const table = segments
     .map(
       (s, i) =>
@@ -41,39 +35,29 @@ export async function describeSegments(config: Config, segments: SegmentSummary[
           .join(', '),
     )
     .join('\n');
-  try {
-    const res = await client.messages.create({
-      model: config.llm.model,
-      max_tokens: config.llm.maxTokens,
-      system:
-        'You describe groups of students in an online course for their teachers, from aggregate activity only. ' +
-        'Be factual and kind; describe behaviour, never ability or worth.',
-      messages: [
-        {
-          role: 'user',
-          content:
-            `Features are means over the last 28 days. Write one sentence of at most ${MAX_WORDS} words per segment ` +
-            `describing how its students study compared with everyone. Answer with a JSON array of ${segments.length} strings, in order, nothing else.\n\n${table}`,
-        },
-      ],
-    });
-    const text = res.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
-    const parsed = JSON.parse(text.slice(text.indexOf('['), text.lastIndexOf(']') + 1)) as unknown;
-    if (!Array.isArray(parsed) || parsed.length !== segments.length) {
-      return {
-        ...template,
-        fallbackReason: `answer had ${Array.isArray(parsed) ? parsed.length : 0} descriptions for ${segments.length} segments`,
-      };
-    }
-    for (const d of parsed) {
-      if (typeof d !== 'string' || !d.trim()) return { ...template, fallbackReason: 'an empty description' };
-      if (d.split(/\s+/).length > MAX_WORDS + 5)
-        return { ...template, fallbackReason: 'a description over the length limit' };
-      if (/[{}[\]<>]|\bsegment \d+\b/i.test(d))
-        return { ...template, fallbackReason: 'a description with leftover markup' };
-    }
-    return { descriptions: (parsed as string[]).map((d) => d.trim()), source: 'llm' };
-  } catch (err) {
-    return { ...template, fallbackReason: `language model call failed: ${(err as Error).message.split('\n')[0]}` };
+  const answer = await askForJson(config, {
+    shape: 'array',
+    system:
+      'You describe groups of students in an online course for their teachers, from aggregate activity only. ' +
+      'Be factual and kind; describe behaviour, never ability or worth.',
+    prompt:
+      `Features are means over the last 28 days. Write one sentence of at most ${MAX_WORDS} words per segment ` +
+      `describing how its students study compared with everyone. Answer with a JSON array of ${segments.length} strings, in order, nothing else.\n\n${table}`,
+  });
+  if (!answer.ok) return { ...template, fallbackReason: answer.reason };
+  const parsed = answer.value;
+  if (!Array.isArray(parsed) || parsed.length !== segments.length) {
+    return {
+      ...template,
+      fallbackReason: `answer had ${Array.isArray(parsed) ? parsed.length : 0} descriptions for ${segments.length} segments`,
+    };
   }
+  for (const d of parsed) {
+    if (typeof d !== 'string' || !d.trim()) return { ...template, fallbackReason: 'an empty description' };
+    if (d.split(/\s+/).length > MAX_WORDS + 5)
+      return { ...template, fallbackReason: 'a description over the length limit' };
+    if (/[{}[\]<>]|\bsegment \d+\b/i.test(d))
+      return { ...template, fallbackReason: 'a description with leftover markup' };
+  }
+  return { descriptions: (parsed as string[]).map((d) => d.trim()), source: 'llm' };
 }

@@ -3,6 +3,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { parquetScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
+import { MAX_LOOKBACK_DAYS } from '../features.js';
 import type { ActivityDeps } from '../context.js';
 import { readInterventionStatuses } from '../interventions/index.js';
 import type { RiskArtifact, SegmentArtifact } from '../models/index.js';
@@ -132,9 +133,8 @@ export function createReportActivities(deps: ActivityDeps) {
 
         // 3. Drift per measure over time.
         const driftFiles: string[] = [];
-        for (const d of await deps.lake.listPartitions('gold', 'drift'))
-          if (d <= date && d > addDays(date, -28))
-            driftFiles.push(...(await deps.lake.localFiles('gold', 'drift', d)).paths);
+        for (const d of await deps.lake.listPartitions('gold', 'drift', { from: addDays(date, -27), to: date }))
+          driftFiles.push(...(await deps.lake.localFiles('gold', 'drift', d)).paths);
         const drift = driftFiles.length
           ? await rows(`SELECT regexp_extract(filename, 'dt=(\\d{4}-\\d{2}-\\d{2})', 1) AS date, measure, psi
               FROM read_parquet([${driftFiles.map(quotedString).join(', ')}], filename = true)
@@ -252,13 +252,14 @@ export function createReportActivities(deps: ActivityDeps) {
             : null,
         );
 
-        // 6. Interventions by kind and status, decided up to tonight.
-        const statuses = await readInterventionStatuses(deps.lake.store);
+        // 6. Interventions by kind and status, decided in the last 28 days (a night's report reads a bounded window,
+        // not the whole history).
+        const since = addDays(date, -(MAX_LOOKBACK_DAYS - 1));
+        const decided = await deps.lake.listPartitions('gold', 'interventions', { from: since, to: date });
+        const statuses = await readInterventionStatuses(deps.lake.store, decided);
         const tally = new Map<string, number>();
-        for (const s of statuses.filter((x) => x.date <= date))
-          tally.set(`${s.kind}|${s.status}`, (tally.get(`${s.kind}|${s.status}`) ?? 0) + 1);
-        for (const d of await deps.lake.listPartitions('gold', 'interventions')) {
-          if (d > date) continue;
+        for (const s of statuses) tally.set(`${s.kind}|${s.status}`, (tally.get(`${s.kind}|${s.status}`) ?? 0) + 1);
+        for (const d of decided) {
           const files = (await deps.lake.localFiles('gold', 'interventions', d)).paths;
           for (const r of await rows(
             `SELECT kind, status, count(*) AS n FROM ${parquetScan(files)} WHERE status <> 'planned' GROUP BY ALL`,
@@ -277,7 +278,7 @@ export function createReportActivities(deps: ActivityDeps) {
           .map((x) => ({ kind: x.kind, status: x.status, interventions: x.value }));
         await chart(
           'Interventions by kind and status',
-          `Every intervention decided up to ${date} by its latest status (control group and skipped included). Groups of fewer than ${deps.config.privacy.minGroupSize} are not shown.`,
+          `Every intervention decided from ${since} to ${date} by its latest status (control group and skipped included). Groups of fewer than ${deps.config.privacy.minGroupSize} are not shown.`,
           iv.length
             ? {
                 ...base,

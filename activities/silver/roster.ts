@@ -32,7 +32,7 @@ function keyCacheFor(secret: string): Map<string, string> {
  * only), `students` (pseudonymous attributes), `student_demographics` (for fairness audits) and `enrolments`.
  */
 export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, date: string): Promise<RosterLoad> {
-  const rosterDate = (await deps.lake.listPartitions('bronze', 'roster')).filter((d) => d <= date).at(-1);
+  const rosterDate = await deps.lake.latestPartition('bronze', 'roster', date);
   if (!rosterDate) {
     throw nonRetryable(
       ErrorType.MissingPartition,

@@ -1,7 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +23,7 @@ import { createDeps } from '../../workers/deps.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
 import type { InterventionState } from '../../workflows/contracts.js';
 import type { InterventionInput } from '../../workflows/intervention.js';
-import { spawnWorker, tempDir, testConfig, uniqueSuffix } from '../helpers.js';
+import { type MessagesReply, spawnWorker, startMessagesApi, tempDir, testConfig, uniqueSuffix } from '../helpers.js';
 
 const SECRET = 'webhook-secret-for-the-tests';
 const START = '2031-06-02';
@@ -505,43 +503,15 @@ describe('interventions', () => {
   });
 
   describe('composing with the language model', () => {
-    let api: Server;
-    const requests: string[] = [];
-    let script: ((n: number) => { status: number; text?: string; delayMs?: number }) | null = null;
+    let api: Awaited<ReturnType<typeof startMessagesApi>>;
+    let requests: string[] = [];
+    let script: ((n: number) => MessagesReply) | null = null;
     let calls = 0;
     beforeAll(async () => {
-      api = createServer((req, res) => {
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c.toString('utf8')));
-        req.on('end', () => {
-          requests.push(body);
-          const s = script?.(++calls) ?? { status: 200, text: '{}' };
-          setTimeout(() => {
-            if (res.destroyed) return;
-            res.writeHead(s.status, { 'content-type': 'application/json', 'retry-after-ms': '10' });
-            res.end(
-              s.status === 200
-                ? JSON.stringify({
-                    id: 'msg_test',
-                    type: 'message',
-                    role: 'assistant',
-                    model: 'test-model',
-                    content: [{ type: 'text', text: s.text }],
-                    stop_reason: 'end_turn',
-                    stop_sequence: null,
-                    usage: { input_tokens: 10, output_tokens: 10 },
-                  })
-                : JSON.stringify({
-                    type: 'error',
-                    error: { type: s.status === 529 ? 'overloaded_error' : 'api_error', message: 'busy' },
-                  }),
-            );
-          }, s.delayMs ?? 0);
-        });
-      });
-      await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+      api = await startMessagesApi(() => script?.(++calls) ?? { status: 200, text: '{}' });
+      requests = api.requests;
     });
-    afterAll(() => new Promise<void>((r) => api.close(() => r())));
+    afterAll(() => api.close());
 
     const llmActs = () =>
       createActivities(
@@ -550,7 +520,7 @@ describe('interventions', () => {
           llm: {
             ...config.llm,
             apiKey: 'sk-test-key-not-real',
-            baseUrl: `http://127.0.0.1:${(api.address() as AddressInfo).port}`,
+            baseUrl: api.baseUrl,
             timeoutMs: 800,
             maxRetries: 2,
           },

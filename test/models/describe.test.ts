@@ -1,42 +1,19 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeSegments, type SegmentSummary } from '../../activities/models/describe.js';
-import { testConfig } from '../helpers.js';
+import { startMessagesApi, testConfig } from '../helpers.js';
 
 /** A Messages API on loopback: answers with whatever `reply` says and keeps every request body. */
 let reply: { status: number; text: string } = { status: 200, text: '[]' };
-const bodies: string[] = [];
-let server: Server;
+let api: Awaited<ReturnType<typeof startMessagesApi>>;
+let bodies: string[] = [];
 let baseUrl = '';
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
-    req.on('end', () => {
-      bodies.push(body);
-      res.writeHead(reply.status, { 'content-type': 'application/json' });
-      res.end(
-        reply.status === 200
-          ? JSON.stringify({
-              id: 'msg_test',
-              type: 'message',
-              role: 'assistant',
-              model: 'test-model',
-              content: [{ type: 'text', text: reply.text }],
-              stop_reason: 'end_turn',
-              stop_sequence: null,
-              usage: { input_tokens: 10, output_tokens: 10 },
-            })
-          : JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'boom' } }),
-      );
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  api = await startMessagesApi(() => reply);
+  bodies = api.requests;
+  baseUrl = api.baseUrl;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
 const segments: SegmentSummary[] = [
   {

@@ -1,7 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +10,7 @@ import { buildApi } from '../../cli/serve.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createLake } from '../../lake/lake.js';
 import { startSinks, type Sinks } from '../../scripts/sinks.js';
-import { testConfig, tempDir, uniqueSuffix } from '../helpers.js';
+import { startMessagesApi, testConfig, tempDir, uniqueSuffix } from '../helpers.js';
 
 /** Distinctive secrets: none of them may appear in any output, log or error. */
 const SECRETS = {
@@ -41,40 +39,23 @@ function walk(dir: string): string[] {
 
 describe('personal data and secrets never leave bronze', () => {
   let sinks: Sinks;
-  let llm: Server;
-  const prompts: string[] = [];
+  let llm: Awaited<ReturnType<typeof startMessagesApi>> | undefined;
+  let prompts: string[] = [];
   let env: NodeJS.ProcessEnv;
   let gen: GenerateResult;
   /** Every output, by where it came from. */
   const outputs = new Map<string, string>();
 
   beforeAll(async () => {
-    llm = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        prompts.push(body);
-        const text = body.includes('JSON array')
-          ? JSON.stringify(['Students who study steadily.', 'Students who watch more than they practise.'])
-          : JSON.stringify({
-              subject: 'A small step this week',
-              body: 'Hi {{first_name}}, a short practice session this week would be a good way back in. Your teachers are glad to help.',
-            });
-        res.writeHead(200, { 'content-type': 'application/json' }).end(
-          JSON.stringify({
-            id: 'msg',
-            type: 'message',
-            role: 'assistant',
-            model: 'm',
-            content: [{ type: 'text', text }],
-            stop_reason: 'end_turn',
-            stop_sequence: null,
-            usage: { input_tokens: 1, output_tokens: 1 },
+    llm = await startMessagesApi((_n, body) => ({
+      text: body.includes('JSON array')
+        ? JSON.stringify(['Students who study steadily.', 'Students who watch more than they practise.'])
+        : JSON.stringify({
+            subject: 'A small step this week',
+            body: 'Hi {{first_name}}, a short practice session this week would be a good way back in. Your teachers are glad to help.',
           }),
-        );
-      });
-    });
-    await new Promise<void>((r) => llm.listen(0, '127.0.0.1', r));
+    }));
+    prompts = llm.requests;
     sinks = await startSinks({ secret: SECRETS.webhookSecret });
     const dir = tempDir('pii');
     env = {
@@ -88,7 +69,7 @@ describe('personal data and secrets never leave bronze', () => {
       EDLAKE_WEBHOOK_SECRET: SECRETS.webhookSecret,
       EDLAKE_SMTP_URL: sinks.smtpUrl,
       ANTHROPIC_API_KEY: SECRETS.llmKey,
-      EDLAKE_LLM_BASE_URL: `http://127.0.0.1:${(llm.address() as AddressInfo).port}`,
+      EDLAKE_LLM_BASE_URL: llm.baseUrl,
       EDLAKE_API_KEYS: JSON.stringify([
         { name: 'ed', key: SECRETS.apiKey, role: 'educator', courses: ['MATH101', 'HIST205', 'BIO110', 'CS101'] },
       ]),
@@ -188,7 +169,7 @@ describe('personal data and secrets never leave bronze', () => {
 
   afterAll(async () => {
     await sinks?.stop();
-    await new Promise<void>((r) => (llm ? llm.close(() => r()) : r()));
+    await llm?.close();
   });
 
   it('produced every kind of output it scans', () => {

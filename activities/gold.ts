@@ -45,6 +45,9 @@ export function createGoldActivities(deps: ActivityDeps) {
               progress({ asOf });
               const paths = await deps.lake.lookbackFiles('silver', 'student_day', asOf, MAX_LOOKBACK_DAYS);
               if (!(await deps.lake.readManifest('silver', 'student_day', asOf))) {
+                // A day before the landing that no event has ever been aligned to (e.g. between a late event dated
+                // before the lake's first night and that night) has no grid and no features.
+                if (input.landingDate && asOf < input.landingDate) continue;
                 throw nonRetryable(
                   ErrorType.MissingPartition,
                   `silver/student_day dt=${asOf} is not committed; align the timeline first`,

@@ -208,6 +208,10 @@ async function alignDate(
       SELECT DISTINCT e.student_key, e.course_id FROM enrol e
       WHERE DATE ${d} BETWEEN e.start_date AND e.end_date AND e.student_key IN (SELECT student_key FROM roster)
       UNION
+      -- Accepted events outside the enrolment dates (the contract's one-day tolerance) or without a course still
+      -- count: their student and course get the day.
+      SELECT DISTINCT student_key, course_id FROM tl WHERE student_key IN (SELECT student_key FROM roster)
+      UNION
       -- Students without any enrolment still get their day, under the courses their events name (or none).
       SELECT r.student_key, t.course_id FROM roster r
       LEFT JOIN (SELECT DISTINCT student_key, course_id FROM tl) t USING (student_key)

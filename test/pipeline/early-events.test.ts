@@ -1,0 +1,49 @@
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/index.js';
+import { addDays } from '../../lake/paths.js';
+import { generate } from '../../generator/index.js';
+import { createDeps } from '../../workers/deps.js';
+import { testConfig } from '../helpers.js';
+
+const config = testConfig();
+const deps = createDeps(config);
+const acts = createActivities(deps);
+const START = '2026-04-06';
+
+describe('a late event dated before the lake’s first night', () => {
+  afterAll(() => deps.duck.close());
+
+  it('is aligned with the first roster snapshot, and days no event reached get no features', async () => {
+    await generate({ out: config.inbox, students: 20, days: 3, start: START, seed: 5 });
+    // On the third night, an LMS export row from two days before the first night (the term's first day less the
+    // enrolment tolerance): its day has no roster snapshot of its own, and the day after it no data at all.
+    const third = addDays(START, 2);
+    const early = addDays(START, -2);
+    const csv = join(config.inbox, `dt=${third}`, 'lms-csv', 'log-export.csv');
+    const student = readFileSync(csv, 'utf8').split('\n')[1]!.split(',')[0]!;
+    appendFileSync(csv, `${student},${early} 12:00:00,MATH101-P7,1,1,90\n`);
+    for (const date of [START, addDays(START, 1), third]) {
+      const ids = { runId: `r-${date}`, writeId: `run-${date}` };
+      await acts.landBronzeFiles({ date, runId: ids.runId });
+      const s = await acts.buildSilverTables({ date, ...ids });
+      const touched = s.touchedDates.filter((d) => d <= date);
+      const align = touched.includes(date) ? touched : [...touched, date].sort();
+      await acts.alignTimeline({ dates: align, landingDate: date, ...ids });
+      const gold: string[] = [];
+      for (let d = align[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
+      const g = await acts.buildGoldFeatures({ dates: gold, landingDate: date, ...ids });
+      if (date === third) {
+        expect(align[0]).toBe(early);
+        expect(g.partitions.map((p) => p.date)).toContain(early);
+        expect(g.partitions.map((p) => p.date)).not.toContain(addDays(START, -1));
+      }
+    }
+    const day = await deps.lake.readManifest('silver', 'student_day', early);
+    // Nobody is enrolled yet that day: the one row is the student whose event it is.
+    expect(day?.rowCount).toBe(1);
+    expect(await deps.lake.readManifest('silver', 'student_day', addDays(START, -1))).toBeNull();
+    expect(await deps.lake.readManifest('gold', 'student_features', addDays(START, -1))).toBeNull();
+  });
+});

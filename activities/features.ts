@@ -1,3 +1,5 @@
+import { FEATURE_LOOKBACK_DAYS } from '../workflows/contracts.js';
+
 /**
  * The gold feature catalogue, defined once: each feature's name, plain definition, window and unit, and the SQL
  * that computes it over `silver/student_day` rows. The SQL of `gold/student_features` and the catalogue in
@@ -59,6 +61,8 @@ const PARTS: Record<string, string> = {
 
 export const WINDOWS = [7, 14, 28] as const;
 export const MAX_LOOKBACK_DAYS = Math.max(...WINDOWS);
+if (MAX_LOOKBACK_DAYS !== FEATURE_LOOKBACK_DAYS)
+  throw new Error(`workflows/contracts.ts FEATURE_LOOKBACK_DAYS must be ${MAX_LOOKBACK_DAYS}, the longest window`);
 
 const windowed: Omit<FeatureDefinition, 'window'>[] = [
   {

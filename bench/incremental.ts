@@ -10,6 +10,7 @@ import cliProgress from 'cli-progress';
 import { createActivities } from '../activities/index.js';
 import { loadConfig } from '../config/index.js';
 import { addDays } from '../lake/paths.js';
+import { goldDatesFor } from '../workflows/contracts.js';
 import { createDeps } from '../workers/deps.js';
 import { studentsDrop } from './drop.js';
 
@@ -49,8 +50,7 @@ async function dataStages(date: string, t: Timed): Promise<number> {
   const touched = s.touchedDates.filter((d) => d <= date);
   const align = touched.includes(date) ? touched : [...touched, date].sort();
   await timed(t, 'timeline', () => acts.alignTimeline({ dates: align, landingDate: date, ...ids }));
-  const gold: string[] = [];
-  for (let d = align[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
+  const gold = goldDatesFor(align, date);
   await timed(t, 'gold', () => acts.buildGoldFeatures({ dates: gold, landingDate: date, ...ids }));
   return s.reconciliation.reduce((n, r) => n + r.raw, 0);
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';
 import { loadConfig } from '../config/index.js';
-import { addDays } from '../lake/paths.js';
+import { goldDatesFor } from '../workflows/contracts.js';
 import { createDeps } from '../workers/deps.js';
 
 const [inbox, home] = process.argv.slice(2) as [string, string];
@@ -52,8 +52,7 @@ for (const date of gen.dates) {
     () => acts.alignTimeline({ dates, landingDate: date, runId, writeId }),
     (r) => r.events,
   );
-  const gold: string[] = [];
-  for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
+  const gold = goldDatesFor(dates, date);
   await stage(
     'gold',
     () => acts.buildGoldFeatures({ dates: gold, landingDate: date, runId, writeId }),

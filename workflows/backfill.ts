@@ -8,7 +8,13 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { type BackfillInput, type BackfillProgress, nightlyWorkflowId, type NightlySummary } from './contracts.js';
+import {
+  type BackfillInput,
+  type BackfillProgress,
+  dateSpan,
+  nightlyWorkflowId,
+  type NightlySummary,
+} from './contracts.js';
 import { nightlyPipeline } from './nightly.js';
 
 export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
@@ -20,14 +26,6 @@ const RunDate = defineSearchAttributeKey('EdlakeRunDate', 'DATETIME');
 const ORDERED = new Set(['silver', 'timeline', 'models', 'interventions']);
 /** Dates handled per run before continuing as new, so the history stays bounded however long the range. */
 export const DATES_PER_RUN = 40;
-
-function dateSpan(from: string, to: string): string[] {
-  const out: string[] = [];
-  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
-    out.push(new Date(t).toISOString().slice(0, 10));
-  }
-  return out;
-}
 
 function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;

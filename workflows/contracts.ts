@@ -144,3 +144,29 @@ export const WORK_KINDS: WorkKind[] = ['io', 'compute', 'delivery'];
 export function activityQueue(workflowQueue: string, kind: WorkKind): string {
   return `${workflowQueue}-${kind}`;
 }
+
+/** The longest feature lookback in days (gold's 28-day windows; activities/features.ts checks it matches). */
+export const FEATURE_LOOKBACK_DAYS = 28;
+
+/** Dates from..to inclusive (pure date arithmetic, deterministic). */
+export function dateSpan(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return out;
+}
+
+/**
+ * The as-of dates whose features a landing changes: its own date, and each day from every earlier date its late
+ * events touched up to that date's lookback (a change on day d reaches the features of d … d + 27, no further) —
+ * never the whole history between an old late event and tonight.
+ */
+export function goldDatesFor(touched: string[], landing: string): string[] {
+  const out = new Set<string>([landing]);
+  for (const t of touched.filter((d) => d < landing)) {
+    const last = dateSpan(t, landing).slice(0, FEATURE_LOOKBACK_DAYS);
+    last.forEach((d) => out.add(d));
+  }
+  return [...out].sort();
+}

@@ -15,6 +15,7 @@ import { defineSearchAttributeKey } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import {
   activityQueue,
+  goldDatesFor,
   type NightlyPipelineInput,
   type NightlyProgress,
   type NightlySummary,
@@ -29,15 +30,6 @@ function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   while (e?.cause) e = e.cause as typeof e;
   return e?.message ?? String(err);
-}
-
-/** Dates from..to inclusive (pure date arithmetic, deterministic). */
-function dateSpan(from: string, to: string): string[] {
-  const out: string[] = [];
-  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
-    out.push(new Date(t).toISOString().slice(0, 10));
-  }
-  return out;
 }
 
 export const progressQuery = defineQuery<NightlyProgress>('progress');
@@ -225,7 +217,7 @@ export async function nightlyPipeline(
 
     if (want('gold')) {
       show('gold');
-      const goldDates = dateSpan(alignDates[0]!, input.date);
+      const goldDates = goldDatesFor(alignDates, input.date);
       const gold = await computeActivities(hb, `Student features as of ${goldDates.join(', ')}`).buildGoldFeatures({
         dates: goldDates,
         landingDate: input.date,

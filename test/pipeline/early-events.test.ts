@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { addDays } from '../../lake/paths.js';
+import { goldDatesFor } from '../../workflows/contracts.js';
 import { generate } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
 import { testConfig } from '../helpers.js';
@@ -31,8 +32,7 @@ describe('a late event dated before the lake’s first night', () => {
       const touched = s.touchedDates.filter((d) => d <= date);
       const align = touched.includes(date) ? touched : [...touched, date].sort();
       await acts.alignTimeline({ dates: align, landingDate: date, ...ids });
-      const gold: string[] = [];
-      for (let d = align[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
+      const gold = goldDatesFor(align, date);
       const g = await acts.buildGoldFeatures({ dates: gold, landingDate: date, ...ids });
       if (date === third) {
         expect(align[0]).toBe(early);

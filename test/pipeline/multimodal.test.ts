@@ -7,6 +7,7 @@ import { sourceKinds } from '../../activities/sources.js';
 import { silverTable } from '../../activities/silver/index.js';
 import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
+import { goldDatesFor } from '../../workflows/contracts.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
 import { testConfig } from '../helpers.js';
@@ -41,8 +42,7 @@ async function nightly(date: string): Promise<void> {
   const s = await acts.buildSilverTables({ date, runId: `r-${date}`, writeId: `run-${date}` });
   const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
   await acts.alignTimeline({ dates, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
-  const gold: string[] = [];
-  for (let d = dates[0]!; d <= date; d = addDays(d, 1)) gold.push(d);
+  const gold = goldDatesFor(dates, date);
   await acts.buildGoldFeatures({ dates: gold, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
 }
 

@@ -7,6 +7,7 @@ import {
   studentFeaturesDefinitionSql,
   studentFeaturesSql,
 } from '../../activities/features.js';
+import { goldDatesFor } from '../../workflows/contracts.js';
 
 describe('feature catalogue', () => {
   it('docs/FEATURES.md is generated from the code (npm run docs:features)', () => {
@@ -81,5 +82,18 @@ describe('feature catalogue', () => {
         else expect(Number(a), `${f.name} of ${String(row.student_key)}`).toBeCloseTo(Number(b), 8);
       }
     }
+  });
+
+  it('recomputes the as-of dates a late event reaches (its lookback), not the history up to tonight', () => {
+    const day = (n: number) => new Date(Date.parse('2027-01-31T00:00:00Z') + n * 86_400_000).toISOString().slice(0, 10);
+    const got = goldDatesFor([day(-100), day(-2), day(0)], day(0));
+    const want = [
+      ...Array.from({ length: 28 }, (_, i) => day(-100 + i)), // -100 … -73
+      day(-2),
+      day(-1),
+      day(0),
+    ];
+    expect(got).toEqual(want);
+    expect(goldDatesFor([], day(0))).toEqual([day(0)]);
   });
 });

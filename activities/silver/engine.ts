@@ -402,30 +402,10 @@ export async function cleanSource(
       reason: `CASE WHEN identity_form IS NULL THEN 'no student identity in the record' ELSE 'student identity matches no roster entry' END`,
     },
   );
-  if (def.termCheck) {
-    checks.push({
-      rule: 'out_of_term',
-      when: 'out_of_term',
-      field: "'timestamp'",
-      reason: `'timestamp ' || ts_raw || ' is outside the student''s enrolment'`,
-    });
-  }
   const fieldCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.field}`).join(' ')} END`;
   const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
-  // Enrolment: judged once per student, course and day (not per event) — a student with enrolments whose events fall
-  // outside every one of them (±1 day; any course when the event names none).
-  const termCte = def.termCheck
-    ? `days AS (SELECT DISTINCT student_key, course_id, CAST(ts_utc AS DATE) AS day FROM typed
-        WHERE student_key IS NOT NULL AND ts_utc IS NOT NULL),
-      outside AS (SELECT student_key, course_id, day FROM days c
-        WHERE EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key)
-          AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key
-            AND (c.course_id IS NULL OR e.course_id = c.course_id) AND c.day BETWEEN e.start_date - 1 AND e.end_date + 1)),
-      termed AS (SELECT t.*, o.day IS NOT NULL AS out_of_term FROM typed t LEFT JOIN outside o
-        ON o.student_key = t.student_key AND o.course_id IS NOT DISTINCT FROM t.course_id AND o.day = CAST(t.ts_utc AS DATE)),`
-    : '';
   // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
   const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
@@ -435,14 +415,13 @@ export async function cleanSource(
     t0 AS (${timeCte}),
     ${zoneCte}
     typed AS (${typedSql}),
-    ${termCte}
-    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM ${def.termCheck ? 'termed' : 'typed'} typed_row),
+    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
     -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
     keyed AS MATERIALIZED (
       SELECT source_file, line_no,
         ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
         coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
-        student_key, course_id,
+        student_key, course_id, ts_raw,
         ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
         ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key
       FROM checked),
@@ -457,6 +436,24 @@ export async function cleanSource(
         CASE WHEN k.event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2 ELSE coalesce(r.rn, 1) END
       END AS occurrence
     FROM keyed k LEFT JOIN ranked_repeats r ON r.source_file = k.source_file AND r.line_no = k.line_no`);
+
+  // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
+  // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names
+  // none). Rows with the same content share the verdict, so duplicates ranked above stay consistent.
+  if (def.termCheck) {
+    await conn.run(`UPDATE ${t('ranked')} r
+      SET rule = 'out_of_term', field = 'timestamp', occurrence = NULL,
+        reason = 'timestamp ' || r.ts_raw || ' is outside the student''s enrolment'
+      FROM (
+        SELECT student_key, course_id, day FROM (
+          SELECT DISTINCT student_key, course_id, CAST(ts_utc AS DATE) AS day FROM ${t('ranked')} WHERE rule IS NULL) c
+        WHERE EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key)
+          AND NOT EXISTS (SELECT 1 FROM ${ctx.enrolments} e WHERE e.student_key = c.student_key
+            AND (c.course_id IS NULL OR e.course_id = c.course_id) AND c.day BETWEEN e.start_date - 1 AND e.end_date + 1)
+      ) o
+      WHERE r.rule IS NULL AND o.student_key = r.student_key AND o.course_id IS NOT DISTINCT FROM r.course_id
+        AND o.day = CAST(r.ts_utc AS DATE)`);
+  }
 
   // Free text is masked row by row in JS (names are a set lookup per word), then written back before output.
   for (const [name, f] of fields) {

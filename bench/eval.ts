@@ -14,11 +14,8 @@ import { loadConfig } from '../config/index.js';
 import { generate, GENERATOR_VERSION } from '../generator/index.js';
 import { parquetScan } from '../lake/duck.js';
 import { createDeps } from '../workers/deps.js';
+import { arg } from './args.js';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : dflt;
-};
 const asJson = process.argv.includes('--json');
 const students = Number(arg('students', '1500'));
 const days = Number(arg('days', '28'));

@@ -13,11 +13,8 @@ import { addDays } from '../lake/paths.js';
 import { goldDatesFor } from '../workflows/contracts.js';
 import { createDeps } from '../workers/deps.js';
 import { studentsDrop } from './drop.js';
+import { arg } from './args.js';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : dflt;
-};
 const studentsWanted = Number(arg('students', '1000'));
 const days = Number(arg('days', '120'));
 const measure = arg('measure', '30,120').split(',').map(Number);

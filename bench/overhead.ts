@@ -11,11 +11,8 @@ import { loadConfig } from '../config/index.js';
 import { servicesDown, servicesUp } from '../scripts/services.js';
 import { startWorker } from '../workers/worker.js';
 import { benchDrop } from './drop.js';
+import { arg } from './args.js';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : dflt;
-};
 const events = Number(arg('events', '1000000'));
 const days = Number(arg('days', '10'));
 const base = loadConfig();

@@ -22,11 +22,8 @@ import { loadConfig } from '../config/index.js';
 import { createLake } from '../lake/lake.js';
 import { peersPython } from './python.js';
 import { benchDrop } from './drop.js';
+import { arg } from './args.js';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : dflt;
-};
 const sizes = arg('sizes', '1000000,10000000').split(',').map(Number);
 const days = Number(arg('days', '10'));
 const config = loadConfig();

@@ -8,7 +8,7 @@ import { addDays, assertDate } from '../lake/paths.js';
 import { DEFAULT_KNOBS, type DefectKind, type GeneratorKnobs } from './knobs.js';
 
 /** Bumped when the generator's output changes, so a stale demo drop is written anew. */
-export const GENERATOR_VERSION = 5;
+export const GENERATOR_VERSION = 6;
 
 export interface GenerateOptions {
   out: string;
@@ -371,7 +371,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   for (const s of Object.values(shapes)) {
     if (s.name !== 'forum') {
       s.defects.futureTimestamps = (r) => (r[s.ts] = s.stamp((r.__ms as number) + 4 * DAY_MS));
-      s.defects.outOfTerm = (r) => (r[s.ts] = s.stamp((r.__ms as number) - 60 * DAY_MS));
+      // Three days before the term starts, at the same time of day: outside every enrolment (±1 day), however long
+      // the term and whichever day of the drop.
+      s.defects.outOfTerm = (r) =>
+        (r[s.ts] = s.stamp(Date.parse(`${termStart}T00:00:00Z`) - 3 * DAY_MS + ((r.__ms as number) % DAY_MS)));
     }
     if (s.format === 'jsonl') s.defects.invalidJson = () => undefined;
   }

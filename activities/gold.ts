@@ -101,8 +101,7 @@ async function realignedStudents(deps: ActivityDeps, input: BuildGoldFeaturesInp
   for (let d = addDays(sorted[0]!, -(MAX_LOOKBACK_DAYS - 1)); d < input.landingDate; d = addDays(d, 1)) {
     const day = await deps.lake.readManifest('silver', 'student_day', d);
     if (!day) continue;
-    const { manifest, paths } = await deps.lake.localFiles('silver', 'timeline', d);
-    const files = (manifest?.files ?? []).flatMap((f, i) => (f.slice === slice ? [paths[i]!] : []));
+    const files = await deps.lake.sliceFiles('silver', 'timeline', d, slice);
     if (files.length) out.slices.set(d, files);
     else if (day.runId === input.runId) out.full.add(d);
   }

@@ -117,15 +117,24 @@ export class Lake {
     return bytes ? (JSON.parse(bytes.toString('utf8')) as Manifest) : null;
   }
 
-  /** Dates of the committed partitions of a dataset, ascending. */
+  /** Dates of a dataset's partition folders, ascending, committed or not. */
+  private async partitionFolders(layer: Layer, dataset: string): Promise<string[]> {
+    return (await this.store.listPrefixes(datasetPrefix(layer, dataset)))
+      .map((p) => /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p)?.[1])
+      .filter((d): d is string => !!d)
+      .sort();
+  }
+
+  private isCommitted(layer: Layer, dataset: string, date: string): Promise<boolean> {
+    return this.store.exists(`${datasetPrefix(layer, dataset)}dt=${date}/${MANIFEST_FILE}`);
+  }
+
   /** Committed partition dates of a dataset, oldest first; with a range, only those in it (bounds included). */
   async listPartitions(layer: Layer, dataset: string, range: { from?: string; to?: string } = {}): Promise<string[]> {
-    const prefixes = await this.store.listPrefixes(datasetPrefix(layer, dataset));
     const dates: string[] = [];
-    for (const p of prefixes) {
-      const m = /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p);
-      if (!m || (range.from && m[1]! < range.from) || (range.to && m[1]! > range.to)) continue;
-      if (await this.store.exists(p + MANIFEST_FILE)) dates.push(m[1]!);
+    for (const d of await this.partitionFolders(layer, dataset)) {
+      if ((range.from && d < range.from) || (range.to && d > range.to)) continue;
+      if (await this.isCommitted(layer, dataset, d)) dates.push(d);
     }
     return dates;
   }
@@ -138,13 +147,8 @@ export class Lake {
   async latestPartition(layer: Layer, dataset: string, date: string): Promise<string | undefined> {
     // Newest first, stopping at the first committed one: one listing and usually one existence check, however long
     // the history.
-    const dates = (await this.store.listPrefixes(datasetPrefix(layer, dataset)))
-      .map((p) => /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p))
-      .filter((m): m is RegExpExecArray => !!m && m[1]! <= date)
-      .map((m) => m[1]!)
-      .sort();
-    for (let i = dates.length - 1; i >= 0; i--)
-      if (await this.store.exists(`${datasetPrefix(layer, dataset)}dt=${dates[i]}/${MANIFEST_FILE}`)) return dates[i];
+    const dates = (await this.partitionFolders(layer, dataset)).filter((d) => d <= date);
+    for (let i = dates.length - 1; i >= 0; i--) if (await this.isCommitted(layer, dataset, dates[i]!)) return dates[i];
     return undefined;
   }
 
@@ -166,6 +170,14 @@ export class Lake {
     const paths: string[] = [];
     for (const f of manifest.files) paths.push(await this.store.localCopy(f.key));
     return { manifest, paths };
+  }
+
+  /** Local paths of the files of one slice of a committed partition (e.g. `realigned=<landing>`); only those are fetched. */
+  async sliceFiles(layer: Layer, dataset: string, date: string, slice: string): Promise<string[]> {
+    const manifest = await this.readManifest(layer, dataset, date);
+    const paths: string[] = [];
+    for (const f of manifest?.files ?? []) if (f.slice === slice) paths.push(await this.store.localCopy(f.key));
+    return paths;
   }
 
   /**

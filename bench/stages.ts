@@ -14,7 +14,7 @@ const acts = createActivities(deps);
 const gen = JSON.parse(readFileSync(join(inbox, '_generator.json'), 'utf8')) as { dates: string[] };
 
 const stages = ['bronze', 'silver', 'timeline', 'gold'] as const;
-const out = Object.fromEntries(stages.map((s) => [s, { seconds: 0, rows: 0, peakRssMb: 0 }]));
+const out = Object.fromEntries(stages.map((s) => [s, { seconds: 0, cpuSeconds: 0, rows: 0, peakRssMb: 0 }]));
 let current: (typeof stages)[number] = 'bronze';
 const sample = () => {
   const mb = process.memoryUsage.rss() / 2 ** 20;
@@ -24,8 +24,11 @@ const timer = setInterval(sample, 50);
 async function stage<T>(name: (typeof stages)[number], fn: () => Promise<T>, rows: (r: T) => number): Promise<T> {
   current = name;
   const t = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const r = await fn();
   out[name]!.seconds += Number(process.hrtime.bigint() - t) / 1e9;
+  const used = process.cpuUsage(cpu);
+  out[name]!.cpuSeconds += (used.user + used.system) / 1e6;
   out[name]!.rows += rows(r);
   sample();
   return r;

@@ -9,9 +9,29 @@ export interface DuckOptions {
   tempDirectory: string;
 }
 
+interface SharedEntry {
+  schema: string;
+  value: Promise<unknown>;
+  refs: number;
+  lastUsed: number;
+}
+
+/** A set of tables built once and shared by every connection until released (see `Duck.acquireShared`). */
+export interface Shared<T> {
+  /** The schema holding the tables, quoted for SQL. */
+  schema: string;
+  value: T;
+  release(): void;
+}
+
+/** Shared table sets kept once nothing uses them (the newest first), for the next unit of work to reuse. */
+const SHARED_KEEP = 2;
+
 /** One DuckDB instance per process; a connection per unit of work, closed in `finally`. */
 export class Duck {
   private instance: Promise<DuckDBInstance> | undefined;
+  private shared = new Map<string, SharedEntry>();
+  private sharedSeq = 0;
 
   constructor(private readonly opts: DuckOptions) {}
 
@@ -37,7 +57,63 @@ export class Duck {
     }
   }
 
+  /**
+   * Tables that several units of work read and that depend only on `key` (the roster of a snapshot under one
+   * pseudonymization key): built once into their own schema of the in-memory database, visible to every connection,
+   * and kept for reuse after release. Unused sets beyond the newest few are dropped; a set in use never is.
+   */
+  async acquireShared<T>(
+    key: string,
+    build: (conn: DuckDBConnection, schema: string) => Promise<T>,
+  ): Promise<Shared<T>> {
+    let entry = this.shared.get(key);
+    if (!entry) {
+      const schema = quotedIdentifier(`shared_${++this.sharedSeq}`);
+      const value = this.withConnection(async (conn) => {
+        await conn.run(`CREATE SCHEMA ${schema}`);
+        try {
+          return await build(conn, schema);
+        } catch (err) {
+          await conn.run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+          throw err;
+        }
+      });
+      entry = { schema, value, refs: 0, lastUsed: 0 };
+      this.shared.set(key, entry);
+      value.catch(() => this.shared.get(key) === entry && this.shared.delete(key));
+    }
+    entry.refs++;
+    entry.lastUsed = ++this.sharedSeq;
+    const held = entry;
+    try {
+      const value = (await held.value) as T;
+      let released = false;
+      return {
+        schema: held.schema,
+        value,
+        release: () => {
+          if (released) return;
+          released = true;
+          held.refs--;
+          void this.evictShared();
+        },
+      };
+    } catch (err) {
+      held.refs--;
+      throw err;
+    }
+  }
+
+  private async evictShared(): Promise<void> {
+    const idle = [...this.shared].filter(([, e]) => e.refs === 0).sort((a, b) => b[1].lastUsed - a[1].lastUsed);
+    for (const [key, e] of idle.slice(SHARED_KEEP)) {
+      this.shared.delete(key);
+      await this.withConnection((conn) => conn.run(`DROP SCHEMA IF EXISTS ${e.schema} CASCADE`)).catch(() => {});
+    }
+  }
+
   async close(): Promise<void> {
+    this.shared.clear();
     if (this.instance) (await this.instance).closeSync();
     this.instance = undefined;
   }

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import { loadSourceDefinitions, type SourceDefinition } from '../../config/source-definition.js';
 import type { PartitionRef } from '../../lake/manifest.js';
@@ -8,11 +10,27 @@ import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../con
 import { ErrorType, nonRetryable } from '../errors.js';
 import { cleanSource, type Reconciliation } from './engine.js';
 import { gunzipFiles } from './gzip.js';
-import { loadRoster } from './roster.js';
+import { loadRoster, type RosterLoad } from './roster.js';
 
 export const SILVER_SCHEMA_VERSION = 2;
 /** Landings are deduplicated against this many earlier days of accepted events. */
 export const DEDUPE_LOOKBACK_DAYS = 7;
+/** Sources cleaned at the same time (each on its own connection of the shared DuckDB instance). */
+const SOURCE_CONCURRENCY = 3;
+
+/** Maps items with at most `limit` in flight; results in the items' order. */
+async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}
 
 export interface BuildSilverTablesInput {
   date: string;
@@ -65,7 +83,7 @@ async function silverForSource(
   dir: string,
   def: SourceDefinition,
   input: BuildSilverTablesInput,
-  names: ReadonlySet<string>,
+  roster: RosterLoad,
 ): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[]; notes: string[] }> {
   const table = silverTable(def.name);
   const { manifest, paths } = await deps.lake.localFiles('bronze', def.name, input.date);
@@ -96,10 +114,10 @@ async function silverForSource(
         {
           date: input.date,
           futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
-          identities: 'identities',
-          enrolments: 'enrolments',
+          identities: roster.tables.identities,
+          enrolments: roster.tables.enrolments,
           seen: 'seen',
-          names,
+          names: roster.names,
         },
         prefix,
       )
@@ -179,53 +197,73 @@ export function createSilverActivities(deps: ActivityDeps) {
       await faultHold(deps, 'buildSilverTables');
       return withHeartbeat((progress) =>
         withWorkDir(deps, 'silver', (dir) =>
-          deps.duck.withConnection(async (conn) => {
-            await conn.run(`SET TimeZone = 'UTC'`);
+          (async () => {
             progress({ step: 'roster' });
-            const roster = await loadRoster(deps, conn, input.date);
-            const partitions: PartitionRef[] = [];
-            const base = { date: input.date, runId: input.runId, writeId: input.writeId };
-            partitions.push(
-              await publishTable(deps, conn, dir, {
-                ...base,
-                layer: 'silver',
-                dataset: 'students',
-                sql: 'SELECT * FROM students',
-                orderBy: 'student_key',
-                stats: { students: roster.students },
-              }),
-              await publishTable(deps, conn, dir, {
-                ...base,
-                layer: 'silver',
-                dataset: 'student_demographics',
-                sql: 'SELECT * FROM student_demographics',
-                orderBy: 'student_key',
-              }),
-              await publishTable(deps, conn, dir, {
-                ...base,
-                layer: 'silver',
-                dataset: 'enrolments',
-                sql: 'SELECT * FROM enrolments',
-                orderBy: 'student_key, course_id',
-                stats: { enrolments: roster.enrolments },
-              }),
-            );
-            const reconciliation: Reconciliation[] = [];
-            const touched = new Set<string>();
-            const notes: string[] = [];
-            for (const def of definitions.values()) {
-              progress({ step: def.name });
-              const r = await silverForSource(deps, conn, dir, def, input, roster.names);
-              reconciliation.push(r.rec);
-              partitions.push(...r.partitions);
-              for (const d of r.touched) touched.add(d);
-              notes.push(...r.notes);
+            const roster = await loadRoster(deps, input.date);
+            try {
+              const base = { date: input.date, runId: input.runId, writeId: input.writeId };
+              const snapshot = await deps.duck.withConnection(async (conn) => [
+                await publishTable(deps, conn, dir, {
+                  ...base,
+                  layer: 'silver',
+                  dataset: 'students',
+                  sql: `SELECT * FROM ${roster.tables.students}`,
+                  orderBy: 'student_key',
+                  stats: { students: roster.students },
+                }),
+                await publishTable(deps, conn, dir, {
+                  ...base,
+                  layer: 'silver',
+                  dataset: 'student_demographics',
+                  sql: `SELECT * FROM ${roster.tables.demographics}`,
+                  orderBy: 'student_key',
+                }),
+                await publishTable(deps, conn, dir, {
+                  ...base,
+                  layer: 'silver',
+                  dataset: 'enrolments',
+                  sql: `SELECT * FROM ${roster.tables.enrolments}`,
+                  orderBy: 'student_key, course_id',
+                  stats: { enrolments: roster.enrolments },
+                }),
+              ]);
+              // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
+              // single-threaded steps (a JSON document, a row-numbered read) overlap another's parallel ones.
+              const running = new Set<string>();
+              const results = await mapConcurrently([...definitions.values()], SOURCE_CONCURRENCY, async (def) => {
+                running.add(def.name);
+                progress({ step: [...running].join(', ') });
+                const sub = join(dir, silverTable(def.name));
+                await mkdir(sub, { recursive: true });
+                try {
+                  return await deps.duck.withConnection(async (conn) => {
+                    await conn.run(`SET TimeZone = 'UTC'`);
+                    try {
+                      return await silverForSource(deps, conn, sub, def, input, roster);
+                    } finally {
+                      await conn.run(`DROP TABLE IF EXISTS seen`);
+                    }
+                  });
+                } finally {
+                  running.delete(def.name);
+                }
+              });
+              const partitions: PartitionRef[] = [...snapshot];
+              const reconciliation: Reconciliation[] = [];
+              const touched = new Set<string>();
+              const notes: string[] = [];
+              for (const r of results) {
+                reconciliation.push(r.rec);
+                partitions.push(...r.partitions);
+                for (const d of r.touched) touched.add(d);
+                notes.push(...r.notes);
+              }
+              if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
+              return { date: input.date, partitions, reconciliation, touchedDates: [...touched].sort(), notes };
+            } finally {
+              roster.release();
             }
-            if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
-            for (const t of ['identities', 'students', 'student_demographics', 'enrolments', 'seen'])
-              await conn.run(`DROP TABLE IF EXISTS ${t}`);
-            return { date: input.date, partitions, reconciliation, touchedDates: [...touched].sort(), notes };
-          }),
+          })(),
         ),
       );
     },

@@ -5,17 +5,9 @@ import type { ActivityDeps } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { studentKey } from '../identity.js';
 
-export interface RosterLoad {
-  rosterDate: string;
-  students: number;
-  enrolments: number;
-  /** First and last names, lower-cased, for masking free text. Held in memory only. */
-  names: ReadonlySet<string>;
-}
-
 /**
  * Pseudonymous keys already computed in this process, for one pseudonymization key at a time (identified by its
- * hash, so the secret itself is not kept): the roster changes little from night to night.
+ * hash, so the secret itself is not kept): a new roster snapshot mostly repeats the last one's students.
  */
 let keyCache: { secretHash: string; keys: Map<string, string> } = { secretHash: '', keys: new Map() };
 const KEY_CACHE_LIMIT = 2_000_000;
@@ -27,18 +19,71 @@ function keyCacheFor(secret: string): Map<string, string> {
   return keyCache.keys;
 }
 
+/** The roster snapshot's tables, schema-qualified for SQL (shared by every connection; see `Duck.acquireShared`). */
+export interface RosterTables {
+  /** kind:value → student_key; in memory only, never written. */
+  identities: string;
+  students: string;
+  demographics: string;
+  enrolments: string;
+}
+
+export interface RosterLoad {
+  rosterDate: string;
+  students: number;
+  enrolments: number;
+  /** First and last names, lower-cased, for masking free text. Held in memory only. */
+  names: ReadonlySet<string>;
+  tables: RosterTables;
+  /** Lets the tables go (they stay cached for the next night while the snapshot is unchanged). */
+  release(): void;
+}
+
 /**
- * Loads the latest roster on or before the date into temp tables: `identities` (kind:value → student_key, in memory
- * only), `students` (pseudonymous attributes), `student_demographics` (for fairness audits) and `enrolments`.
+ * The latest roster on or before the date as tables: `identities` (kind:value → student_key, in memory only),
+ * `students` (pseudonymous attributes), `demographics` (for fairness audits) and `enrolments`. Built once per roster
+ * snapshot and pseudonymization key and shared until either changes, so a night without a new roster reuses them.
  */
-export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, date: string): Promise<RosterLoad> {
+export async function loadRoster(deps: ActivityDeps, date: string): Promise<RosterLoad> {
   const rosterDate = await deps.lake.latestPartition('bronze', 'roster', date);
-  if (!rosterDate) {
+  const manifest = rosterDate ? await deps.lake.readManifest('bronze', 'roster', rosterDate) : null;
+  if (!rosterDate || !manifest) {
     throw nonRetryable(
       ErrorType.MissingPartition,
       `no roster in bronze on or before ${date}: ingest one with edlake ingest FILE --source roster`,
     );
   }
+  const snapshot = createHash('sha256')
+    .update(
+      JSON.stringify({
+        rosterDate,
+        files: manifest.files.map((f) => [f.key, f.sha256]),
+        key: createHash('sha256').update(deps.config.pseudonymKey).digest('hex'),
+      }),
+    )
+    .digest('hex');
+  const shared = await deps.duck.acquireShared(`roster:${snapshot}`, (conn, schema) =>
+    buildRoster(deps, conn, schema, rosterDate),
+  );
+  const t = (name: string) => `${shared.schema}.${name}`;
+  return {
+    ...shared.value,
+    tables: {
+      identities: t('identities'),
+      students: t('students'),
+      demographics: t('student_demographics'),
+      enrolments: t('enrolments'),
+    },
+    release: shared.release,
+  };
+}
+
+async function buildRoster(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  schema: string,
+  rosterDate: string,
+): Promise<Pick<RosterLoad, 'rosterDate' | 'students' | 'enrolments' | 'names'>> {
   const { manifest, paths } = await deps.lake.localFiles('bronze', 'roster', rosterDate);
   // The newest file wins when a partition holds several rosters (a corrected export landed later the same day).
   const files = manifest!.files
@@ -49,6 +94,7 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   const enrolFiles = files.filter((f) => isEnrolment(f.name));
   if (!rosterFiles.length)
     throw nonRetryable(ErrorType.MissingInput, `bronze/roster dt=${rosterDate} has no student file`);
+  const t = (name: string) => `${schema}.${name}`;
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE roster_raw AS
     SELECT *, row_number() OVER () AS roster_row
@@ -88,16 +134,16 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   const form = (kind: string, c: string, lower = false) =>
     `SELECT '${kind}:' || ${lower ? `lower(trim(${col(c)}))` : `trim(${col(c)})`} AS identity, k.student_key
      FROM roster_rows r JOIN roster_keys k USING (id) WHERE ${col(c)} IS NOT NULL`;
-  await conn.run(`CREATE OR REPLACE TEMP TABLE identities AS
+  await conn.run(`CREATE TABLE ${t('identities')} AS
     SELECT 'student_id:' || id AS identity, student_key FROM roster_keys
     UNION ALL ${form('email', 'email', true)}
     UNION ALL ${form('lms_id', 'lms_id')}
     UNION ALL ${form('sis_id', 'sis_id')}`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE students AS
+  await conn.run(`CREATE TABLE ${t('students')} AS
     SELECT k.student_key, ${col('timezone')} AS timezone, ${col('program')} AS program,
       ${bool('consent')} AS consent, ${bool('opt_out')} AS opt_out
     FROM roster_rows r JOIN roster_keys k USING (id) ORDER BY r.roster_row`);
-  await conn.run(`CREATE OR REPLACE TEMP TABLE student_demographics AS
+  await conn.run(`CREATE TABLE ${t('student_demographics')} AS
     SELECT k.student_key, ${col('gender')} AS gender, ${col('age_band')} AS age_band,
       ${bool('first_generation')} AS first_generation
     FROM roster_rows r JOIN roster_keys k USING (id) ORDER BY r.roster_row`);
@@ -114,15 +160,15 @@ export async function loadRoster(deps: ActivityDeps, conn: DuckDBConnection, dat
   await conn.run(`DROP TABLE roster_keys`);
 
   await conn.run(
-    `CREATE OR REPLACE TEMP TABLE enrolments (student_key VARCHAR, course_id VARCHAR, start_date DATE, end_date DATE)`,
+    `CREATE TABLE ${t('enrolments')} (student_key VARCHAR, course_id VARCHAR, start_date DATE, end_date DATE)`,
   );
   if (enrolFiles.length) {
-    await conn.run(`INSERT INTO enrolments
+    await conn.run(`INSERT INTO ${t('enrolments')}
       SELECT i.student_key, trim(e.course), try_cast(e.start_date AS DATE), try_cast(e.end_date AS DATE)
       FROM read_csv(${sqlList(enrolFiles.map((f) => f.path))}, header = true, all_varchar = true, union_by_name = true, hive_partitioning = false) e
-      JOIN identities i ON i.identity = 'student_id:' || trim(e.student_id)`);
+      JOIN ${t('identities')} i ON i.identity = 'student_id:' || trim(e.student_id)`);
   }
-  const enrolments = Number((await conn.runAndReadAll(`SELECT count(*) FROM enrolments`)).getRows()[0]![0]);
+  const enrolments = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${t('enrolments')}`)).getRows()[0]![0]);
   return {
     rosterDate,
     students: ids.length,

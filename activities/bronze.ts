@@ -3,7 +3,7 @@ import { join, relative, sep } from 'node:path';
 import type { ManifestFile, PartitionRef } from '../lake/manifest.js';
 import type { Lake } from '../lake/lake.js';
 import { assertDate, partitionPrefix } from '../lake/paths.js';
-import { type ActivityDeps, faultHold, withHeartbeat } from './context.js';
+import { type ActivityDeps, faultHold, mapConcurrently, PARALLEL_PIECES, withHeartbeat } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 import { isSourceKind, sourceKinds } from './sources.js';
 
@@ -118,27 +118,31 @@ export function createBronzeActivities(deps: ActivityDeps) {
       }
       await deps.lake.store.ensureReady();
       return withHeartbeat(async (progress) => {
-        const out: LandedSource[] = [];
-        let filesAdded = 0;
-        let bytesAdded = 0;
-        for (const source of sources) {
+        // Each source has its own partition and manifest: a few are landed at a time (checksums and copies overlap).
+        const out = await mapConcurrently(sources, PARALLEL_PIECES + 1, async (source) => {
           const res = await ingestFiles(deps.lake, {
             source,
             date: input.date,
             paths: [join(dayDir, source)],
             runId: input.runId,
           });
-          out.push({
+          progress({ source, files: relative(deps.config.inbox, dayDir).split(sep).join('/') });
+          return {
             source,
             partition: res.partition,
             filesAdded: res.added.length,
             filesAlreadyLanded: res.skipped.length,
-          });
-          filesAdded += res.added.length;
-          bytesAdded += res.added.reduce((n, f) => n + f.bytes, 0);
-          progress({ source, files: relative(deps.config.inbox, dayDir).split(sep).join('/') });
-        }
-        return { date: input.date, sources: out, filesAdded, bytesAdded };
+            bytes: res.added.reduce((n, f) => n + f.bytes, 0),
+          };
+        });
+        const filesAdded = out.reduce((n, o) => n + o.filesAdded, 0);
+        const bytesAdded = out.reduce((n, o) => n + o.bytes, 0);
+        return {
+          date: input.date,
+          sources: out.map(({ bytes: _bytes, ...o }) => o),
+          filesAdded,
+          bytesAdded,
+        };
       });
     },
   };

@@ -57,3 +57,20 @@ export async function withWorkDir<T>(deps: ActivityDeps, name: string, fn: (dir:
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Independent pieces of one unit of work (sources, dates) run at the same time, each on its own DuckDB connection. */
+export const PARALLEL_PIECES = 2;
+
+/** Maps items with at most `limit` in flight; results in the items' order. */
+export async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}

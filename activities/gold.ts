@@ -3,7 +3,14 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { parquetScan } from '../lake/duck.js';
 import { addDays } from '../lake/paths.js';
 import { publishQuery } from '../lake/publish-query.js';
-import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
+import {
+  type ActivityDeps,
+  faultHold,
+  mapConcurrently,
+  PARALLEL_PIECES,
+  withHeartbeat,
+  withWorkDir,
+} from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 import { MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
 
@@ -38,51 +45,72 @@ export function createGoldActivities(deps: ActivityDeps) {
       await faultHold(deps, 'buildGoldFeatures');
       return withHeartbeat((progress) =>
         withWorkDir(deps, 'gold', (dir) =>
-          deps.duck.withConnection(async (conn) => {
-            const partitions: PartitionRef[] = [];
+          (async () => {
             const changes = await realignedStudents(deps, input);
-            for (const asOf of input.dates) {
-              progress({ asOf });
-              const paths = await deps.lake.lookbackFiles('silver', 'student_day', asOf, MAX_LOOKBACK_DAYS);
-              if (!(await deps.lake.readManifest('silver', 'student_day', asOf))) {
-                // A day before the landing that no event has ever been aligned to (e.g. between a late event dated
-                // before the lake's first night and that night) has no grid and no features.
-                if (input.landingDate && asOf < input.landingDate) continue;
-                throw nonRetryable(
-                  ErrorType.MissingPartition,
-                  `silver/student_day dt=${asOf} is not committed; align the timeline first`,
-                );
-              }
-              const partial = await partialInput(deps, conn, input, asOf, changes);
-              const sql = partial
-                ? `SELECT * FROM (${studentFeaturesSql(`(SELECT * FROM ${parquetScan(paths)} WHERE student_key IN (SELECT student_key FROM gold_changed)) sd`, asOf)})
-                   UNION ALL BY NAME
-                   SELECT * FROM ${parquetScan(partial.previous)} WHERE student_key NOT IN (SELECT student_key FROM gold_changed)`
-                : studentFeaturesSql(parquetScan(paths), asOf);
-              partitions.push(
-                await publishQuery(deps.lake, conn, dir, {
-                  layer: 'gold',
-                  dataset: 'student_features',
-                  date: asOf,
-                  runId: input.runId,
-                  writeId: input.writeId,
-                  sql,
-                  orderBy: 'student_key, course_id',
-                  schemaVersion: GOLD_SCHEMA_VERSION,
-                  stats: {
-                    lookbackPartitions: paths.length,
-                    ...(partial ? { studentsRecomputed: partial.students } : {}),
-                  },
+            // As-of dates are independent (each reads its own lookback): a few are computed at a time.
+            const running = new Set<string>();
+            const partitions = (
+              await mapConcurrently(input.dates, PARALLEL_PIECES, (asOf) =>
+                deps.duck.withConnection(async (conn) => {
+                  running.add(asOf);
+                  progress({ asOf: [...running] });
+                  try {
+                    return await goldForDate(deps, conn, dir, input, asOf, changes);
+                  } finally {
+                    running.delete(asOf);
+                  }
                 }),
-              );
-            }
-            await conn.run('DROP TABLE IF EXISTS gold_changed');
+              )
+            ).filter((p): p is PartitionRef => p !== null);
             return { partitions, rows: partitions.reduce((n, p) => n + p.rowCount, 0) };
-          }),
+          })(),
         ),
       );
     },
   };
+}
+
+/** One as-of date's `gold/student_features` partition (null for a day no event was ever aligned to). */
+async function goldForDate(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  dir: string,
+  input: BuildGoldFeaturesInput,
+  asOf: string,
+  changes: Realigned | null,
+): Promise<PartitionRef | null> {
+  const paths = await deps.lake.lookbackFiles('silver', 'student_day', asOf, MAX_LOOKBACK_DAYS);
+  if (!(await deps.lake.readManifest('silver', 'student_day', asOf))) {
+    // A day before the landing that no event has ever been aligned to (e.g. between a late event dated
+    // before the lake's first night and that night) has no grid and no features.
+    if (input.landingDate && asOf < input.landingDate) return null;
+    throw nonRetryable(
+      ErrorType.MissingPartition,
+      `silver/student_day dt=${asOf} is not committed; align the timeline first`,
+    );
+  }
+  const partial = await partialInput(deps, conn, input, asOf, changes);
+  const sql = partial
+    ? `SELECT * FROM (${studentFeaturesSql(`(SELECT * FROM ${parquetScan(paths)} WHERE student_key IN (SELECT student_key FROM gold_changed)) sd`, asOf)})
+       UNION ALL BY NAME
+       SELECT * FROM ${parquetScan(partial.previous)} WHERE student_key NOT IN (SELECT student_key FROM gold_changed)`
+    : studentFeaturesSql(parquetScan(paths), asOf);
+  const ref = await publishQuery(deps.lake, conn, dir, {
+    layer: 'gold',
+    dataset: 'student_features',
+    date: asOf,
+    runId: input.runId,
+    writeId: input.writeId,
+    sql,
+    orderBy: 'student_key, course_id',
+    schemaVersion: GOLD_SCHEMA_VERSION,
+    stats: {
+      lookbackPartitions: paths.length,
+      ...(partial ? { studentsRecomputed: partial.students } : {}),
+    },
+  });
+  await conn.run('DROP TABLE IF EXISTS gold_changed');
+  return ref;
 }
 
 interface Realigned {

@@ -2,7 +2,14 @@ import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan } from '../lake/duck.js';
 import { publishQuery } from '../lake/publish-query.js';
-import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from './context.js';
+import {
+  type ActivityDeps,
+  faultHold,
+  mapConcurrently,
+  PARALLEL_PIECES,
+  withHeartbeat,
+  withWorkDir,
+} from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 
 export interface AlignTimelineInput {
@@ -311,13 +318,23 @@ export function createTimelineActivities(deps: ActivityDeps) {
       await faultHold(deps, 'alignTimeline');
       return withHeartbeat((progress) =>
         withWorkDir(deps, 'timeline', (dir) =>
-          deps.duck.withConnection(async (conn) => {
-            await conn.run(`SET TimeZone = 'UTC'`);
-            const partitions: PartitionRef[] = [];
-            for (const date of input.dates) {
-              progress({ date });
-              partitions.push(...(await alignDate(deps, conn, dir, date, input)));
-            }
+          (async () => {
+            // Dates are independent (each reads its own silver partitions): a few are aligned at a time.
+            const running = new Set<string>();
+            const partitions = (
+              await mapConcurrently(input.dates, PARALLEL_PIECES, (date) =>
+                deps.duck.withConnection(async (conn) => {
+                  running.add(date);
+                  progress({ dates: [...running] });
+                  try {
+                    await conn.run(`SET TimeZone = 'UTC'`);
+                    return await alignDate(deps, conn, dir, date, input);
+                  } finally {
+                    running.delete(date);
+                  }
+                }),
+              )
+            ).flat();
             return {
               partitions,
               events: partitions
@@ -325,7 +342,7 @@ export function createTimelineActivities(deps: ActivityDeps) {
                 .reduce((n, p) => n + (p.rowsWritten ?? p.rowCount), 0),
               studentDays: partitions.filter((p) => p.dataset === 'student_day').reduce((n, p) => n + p.rowCount, 0),
             };
-          }),
+          })(),
         ),
       );
     },

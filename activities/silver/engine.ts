@@ -481,7 +481,9 @@ export async function cleanSource(
     await conn.run(`DROP TABLE ${quotedIdentifier(maskTable)}`);
   }
   const outputFields = fields.map(([name]) => quotedIdentifier(name));
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('clean')} AS
+  // Accepted rows are a view over the ranked table (written out per event date by the caller, then dropped with
+  // `dropCleaned`), not a copy of them.
+  await conn.run(`CREATE OR REPLACE TEMP VIEW ${t('clean')} AS
     SELECT event_key AS event_id, student_key, course_id, ts_utc, ts_offset_minutes,
       CAST(ts_utc AS DATE) AS event_date,
       DATE ${quotedString(ctx.date)} AS landed_date,
@@ -493,33 +495,39 @@ export async function cleanSource(
     SELECT q.source_file, q.line_no, q.rule, q.field, q.reason, ${rawSql} AS raw
     FROM (SELECT * FROM ${t('ranked')} WHERE rule IS NOT NULL) q
     JOIN ${t('raw')} r ON r.source_file = q.source_file AND r.line_no = q.line_no`);
+  await conn.run(`DROP TABLE ${t('raw')}`);
 
-  const c = (
-    await conn.runAndReadAll(`SELECT count(*) AS raw,
-        count(*) FILTER (WHERE rule IS NULL AND occurrence = 1) AS accepted,
-        count(*) FILTER (WHERE rule IS NULL AND occurrence > 1) AS duplicates,
-        count(*) FILTER (WHERE rule IS NOT NULL) AS quarantined,
-        count(*) FILTER (WHERE ${def.termCheck ? 'true' : 'false'} AND rule IS NULL AND occurrence = 1 AND CAST(ts_utc AS DATE) < DATE ${quotedString(ctx.date)}) AS late
-      FROM ${t('ranked')}`)
-  ).getRowObjects()[0]!;
-  const byRule: Record<string, number> = {};
-  for (const r of (
-    await conn.runAndReadAll(
-      `SELECT rule, count(*) AS n FROM ${t('ranked')} WHERE rule IS NOT NULL GROUP BY rule ORDER BY rule`,
-    )
-  ).getRowObjects()) {
-    byRule[String(r.rule)] = toNumber(r.n);
-  }
-  for (const name of ['raw', 'ranked']) await conn.run(`DROP TABLE ${t(name)}`);
-  return {
+  // Every count in one pass: per rule (NULL for rows that passed) and, among those, first occurrences or repeats.
+  const rec: Reconciliation = {
     source: def.name,
-    raw: toNumber(c.raw),
-    accepted: toNumber(c.accepted),
-    duplicates: toNumber(c.duplicates),
-    quarantined: toNumber(c.quarantined),
-    late: toNumber(c.late),
-    byRule,
+    raw: 0,
+    accepted: 0,
+    duplicates: 0,
+    quarantined: 0,
+    late: 0,
+    byRule: {},
   };
+  const counts = await conn.runAndReadAll(`SELECT rule, occurrence = 1 AS first, count(*) AS n,
+      count(*) FILTER (WHERE ${def.termCheck ? 'true' : 'false'} AND rule IS NULL AND occurrence = 1 AND CAST(ts_utc AS DATE) < DATE ${quotedString(ctx.date)}) AS late
+    FROM ${t('ranked')} GROUP BY ALL ORDER BY rule`);
+  for (const r of counts.getRowObjects()) {
+    const n = toNumber(r.n);
+    rec.raw += n;
+    rec.late += toNumber(r.late);
+    if (r.rule !== null) {
+      rec.quarantined += n;
+      rec.byRule[String(r.rule)] = (rec.byRule[String(r.rule)] ?? 0) + n;
+    } else if (r.first) rec.accepted += n;
+    else rec.duplicates += n;
+  }
+  return rec;
+}
+
+/** Drops what `cleanSource` left on the connection under the prefix. */
+export async function dropCleaned(conn: DuckDBConnection, prefix: string): Promise<void> {
+  const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
+  await conn.run(`DROP VIEW IF EXISTS ${t('clean')}`);
+  for (const name of ['quarantine', 'ranked', 'raw']) await conn.run(`DROP TABLE IF EXISTS ${t(name)}`);
 }
 
 /** JSON documents (arrays, envelopes or single records); a document that is not JSON is one invalid record. */

@@ -6,9 +6,9 @@ import type { PartitionRef } from '../../lake/manifest.js';
 import { publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
 import { parquetScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
-import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
+import { type ActivityDeps, faultHold, mapConcurrently, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
-import { cleanSource, type Reconciliation } from './engine.js';
+import { cleanSource, dropCleaned, type Reconciliation } from './engine.js';
 import { gunzipFiles } from './gzip.js';
 import { loadRoster, type RosterLoad } from './roster.js';
 
@@ -17,20 +17,6 @@ export const SILVER_SCHEMA_VERSION = 2;
 export const DEDUPE_LOOKBACK_DAYS = 7;
 /** Sources cleaned at the same time (each on its own connection of the shared DuckDB instance). */
 const SOURCE_CONCURRENCY = 3;
-
-/** Maps items with at most `limit` in flight; results in the items' order. */
-async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
 
 export interface BuildSilverTablesInput {
   date: string;
@@ -178,8 +164,7 @@ async function silverForSource(
         stats: { ...stats, ...Object.fromEntries(Object.entries(rec.byRule).map(([k, v]) => [`rule:${k}`, v])) },
       }),
     );
-    await conn.run(`DROP TABLE ${clean}`);
-    await conn.run(`DROP TABLE ${quarantine}`);
+    await dropCleaned(conn, prefix);
   }
   return { rec, partitions, touched: files.length && def.modality !== 'outcome' ? touched : [], notes };
 }

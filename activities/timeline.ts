@@ -154,16 +154,16 @@ async function alignDate(
       : `CREATE OR REPLACE TEMP TABLE sens AS SELECT NULL::VARCHAR AS student_key, NULL::TIMESTAMP AS ts_utc, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention LIMIT 0`,
   );
 
-  // Sessions and the sensor as-of join run on a narrow projection (row id, student, time, id): the window sorts then
-  // carry four columns instead of the whole event, and the result joins back by row id.
+  // Sessions and the sensor as-of join run on a narrow projection (row id, student, time): the window sorts then
+  // carry three columns instead of the whole event, and the result joins back by row id. Events at the same instant
+  // are peers: one of them carries the gap to the previous instant, and the running count over a RANGE frame gives
+  // all of them the same session whatever their order, so no tie-breaker has to be sorted.
   await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
-    WITH k AS (SELECT rowid AS rid, student_key, ts_utc, event_id FROM ev),
-    g AS (
-      SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc, event_id)) AS gap_s FROM k
-    ),
+    WITH k AS (SELECT rowid AS rid, student_key, ts_utc FROM ev),
+    g AS (SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc)) AS gap_s FROM k),
     s AS (
       SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
-        OVER (PARTITION BY student_key ORDER BY ts_utc, event_id ROWS UNBOUNDED PRECEDING) AS session_no FROM g
+        OVER (PARTITION BY student_key ORDER BY ts_utc RANGE UNBOUNDED PRECEDING) AS session_no FROM g
     ),
     j AS (
       SELECT s.rid, s.session_no,

@@ -138,58 +138,93 @@ function tabularSource(def: SourceDefinition, path: string): string {
 }
 
 /**
- * CSV and parquet rows read column by column (no JSON round trip): source_file, line_no, and every column of the
- * files as text under `c:<name>` (NULL where a file lacks it). Returns the SQL and the column names in order.
+ * CSV and parquet rows read column by column (no JSON round trip): every column of the files as text under `c:<name>`
+ * (NULL where a file lacks it). Returns one SELECT per file and the column names in order.
  */
 async function tabularReader(
   conn: DuckDBConnection,
   def: SourceDefinition,
   files: SourceFile[],
-): Promise<{ sql: string; columns: string[] }> {
-  const perFile: { f: SourceFile; src: string; cols: string[] }[] = [];
+): Promise<{ selects: string[]; columns: string[] }> {
+  const perFile: { src: string; cols: string[] }[] = [];
   for (const f of files) {
     const src = tabularSource(def, f.path);
     const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${src})`))
       .getRows()
       .map((r) => String(r[0]));
-    perFile.push({ f, src, cols });
+    perFile.push({ src, cols });
   }
   const columns = [...new Set(perFile.flatMap((p) => p.cols))];
-  const sql = perFile
-    .map(
-      ({
-        f,
-        src,
-        cols,
-      }) => `SELECT ${quotedString(f.key)} AS source_file, row_number() OVER () ${def.format === 'csv' ? '+ 1 ' : ''}AS line_no,
-        ${columns.map((c) => `${cols.includes(c) ? `CAST(t.${quotedIdentifier(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${quotedIdentifier(`c:${c}`)}`).join(', ')}
-      FROM ${src} t`,
-    )
-    .join('\nUNION ALL\n');
-  return { sql, columns };
+  const selects = perFile.map(
+    ({ src, cols }) =>
+      `SELECT ${columns
+        .map(
+          (c) =>
+            `${cols.includes(c) ? `CAST(t.${quotedIdentifier(c)} AS VARCHAR)` : 'NULL::VARCHAR'} AS ${quotedIdentifier(`c:${c}`)}`,
+        )
+        .join(', ')} FROM ${src} t`,
+  );
+  return { selects, columns };
 }
 
-/** One row per record, whatever the format: source_file, line_no (row or record number), raw text, j (JSON or NULL). */
-export function readerSql(def: SourceDefinition, files: SourceFile[]): string {
-  const parts = files.map((f) => {
-    const file = quotedString(f.key);
+/**
+ * One SELECT per file giving its records in file order as `raw` text (JSON, or a CSV/parquet row as a JSON object),
+ * and the number of the first record (2 under a CSV header). Blank JSON lines are kept here, so that record numbers
+ * are line numbers, and skipped when the records are read.
+ */
+function readerSelects(def: SourceDefinition, files: SourceFile[]): { sql: string; first: number }[] {
+  return files.map((f) => {
     const path = quotedString(f.path);
     switch (def.format) {
       case 'jsonl':
-        return `SELECT ${file} AS source_file, line_no, line AS raw FROM (
-          SELECT row_number() OVER () AS line_no, line FROM read_csv(${path}, columns = {'line': 'VARCHAR'}, header = false,
-            delim = '${SEP}', quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\\n', hive_partitioning = false${lineLimit(f.path)}))
-          WHERE line IS NOT NULL AND trim(line) <> ''`;
+        return {
+          sql: `SELECT line AS raw FROM read_csv(${path}, columns = {'line': 'VARCHAR'}, header = false,
+            delim = '${SEP}', quote = '', escape = '', auto_detect = false, strict_mode = false, new_line = '\\n', hive_partitioning = false${lineLimit(f.path)})`,
+          first: 1,
+        };
       case 'csv':
-        return `SELECT ${file} AS source_file, row_number() OVER () + 1 AS line_no, to_json(t)::VARCHAR AS raw
-          FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(f.path)}) t`;
+        return {
+          sql: `SELECT to_json(t)::VARCHAR AS raw
+            FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(f.path)}) t`,
+          first: 2,
+        };
       case 'parquet':
-        return `SELECT ${file} AS source_file, row_number() OVER () AS line_no, to_json(t)::VARCHAR AS raw FROM read_parquet(${path}, hive_partitioning = false) t`;
+        return {
+          sql: `SELECT to_json(t)::VARCHAR AS raw FROM read_parquet(${path}, hive_partitioning = false) t`,
+          first: 1,
+        };
       case 'json':
-        return jsonReaderSql(def, [f]);
+        return { sql: jsonReaderSql(def, f), first: 1 };
     }
   });
-  return parts.join('\nUNION ALL\n');
+}
+
+/**
+ * Loads every file's records into one table in file order (parallel readers keep it: insertion order is preserved),
+ * so a record's file and number follow from its row id — no numbering pass over the rows. Returns the SQL of the
+ * records with `rid`, `source_file` and `line_no` in front.
+ */
+async function loadRecords(
+  conn: DuckDBConnection,
+  table: string,
+  files: SourceFile[],
+  selects: { sql: string; first: number }[],
+  where: string,
+): Promise<string> {
+  const ranges: { key: string; start: number; end: number; first: number }[] = [];
+  let start = 0;
+  for (const [i, sel] of selects.entries()) {
+    await conn.run(i === 0 ? `CREATE OR REPLACE TEMP TABLE ${table} AS ${sel.sql}` : `INSERT INTO ${table} ${sel.sql}`);
+    const end = toNumber((await conn.runAndReadAll(`SELECT count(*) FROM ${table}`)).getRows()[0]![0]);
+    ranges.push({ key: files[i]!.key, start, end, first: sel.first });
+    start = end;
+  }
+  const pick = (f: (r: (typeof ranges)[number]) => string) =>
+    ranges.length === 1
+      ? f(ranges[0]!)
+      : `CASE ${ranges.map((r) => `WHEN rowid < ${r.end} THEN ${f(r)}`).join(' ')} END`;
+  return `SELECT rowid AS rid, ${pick((r) => quotedString(r.key))} AS source_file,
+      ${pick((r) => `rowid - ${r.start} + ${r.first}`)} AS line_no, * FROM ${table} ${where}`;
 }
 
 /**
@@ -212,13 +247,26 @@ export async function cleanSource(
   // CSV and parquet rows with top-level paths are read as columns; everything else goes through JSON.
   const direct = (def.format === 'csv' || def.format === 'parquet') && allPaths.every((p) => COLUMN_PATH.test(p));
   let columns: string[] = [];
+  let records = '';
   const read = async (fs: SourceFile[]) => {
     if (direct) {
       const reader = await tabularReader(conn, def, fs);
       columns = reader.columns;
-      await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${reader.sql}`);
+      records = await loadRecords(
+        conn,
+        t('raw'),
+        fs,
+        reader.selects.map((sql) => ({ sql, first: def.format === 'csv' ? 2 : 1 })),
+        '',
+      );
     } else {
-      await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('raw')} AS ${readerSql(def, fs)}`);
+      records = await loadRecords(
+        conn,
+        t('raw'),
+        fs,
+        readerSelects(def, fs),
+        def.format === 'jsonl' ? `WHERE raw IS NOT NULL AND trim(raw) <> ''` : '',
+      );
     }
   };
   try {
@@ -261,19 +309,19 @@ export async function cleanSource(
     .join(', ');
 
   const xSql = direct
-    ? `SELECT source_file, line_no, true AS is_object,
+    ? `SELECT rid, source_file, line_no, true AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
-    FROM ${t('raw')}`
+    FROM (${records})`
     : `
     WITH r AS (
-      SELECT source_file, line_no, raw,
+      SELECT rid, source_file, line_no, raw,
         CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END AS j
-      FROM ${t('raw')}
+      FROM (${records})
     ),
-    e AS (SELECT source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
-    SELECT source_file, line_no, raw, j IS NOT NULL AS is_object,
+    e AS (SELECT rid, source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
+    SELECT rid, source_file, line_no, raw, j IS NOT NULL AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
@@ -406,8 +454,9 @@ export async function cleanSource(
   const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
-  // Without an id field, an event is its content once typed and resolved: the same student, instant and values.
-  const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(CAST(${quotedIdentifier(n)} AS VARCHAR), '')`).join(', ') || "''"}))`;
+  // Without an id field, an event is its content once resolved: the same student, instant and field values as
+  // written (the text of each field, so no number is formatted back to text per row).
+  const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(trim(${quotedIdentifier(`${n}__raw`)}), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
   // One pass: extract, type, resolve, check; then rank duplicates among valid rows.
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
@@ -418,7 +467,7 @@ export async function cleanSource(
     checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
     -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
     keyed AS MATERIALIZED (
-      SELECT source_file, line_no,
+      SELECT rid, source_file, line_no,
         ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
         coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
         student_key, course_id, ts_raw,
@@ -428,14 +477,14 @@ export async function cleanSource(
     -- Duplicates are rare: rank only the keys that occur more than once instead of sorting every row.
     repeated AS (SELECT event_key FROM keyed WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
     ranked_repeats AS (
-      SELECT source_file, line_no, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
+      SELECT rid, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
       FROM keyed WHERE rule IS NULL AND event_key IN (SELECT event_key FROM repeated)
     )
     SELECT k.*,
       CASE WHEN k.rule IS NULL THEN
         CASE WHEN k.event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2 ELSE coalesce(r.rn, 1) END
       END AS occurrence
-    FROM keyed k LEFT JOIN ranked_repeats r ON r.source_file = k.source_file AND r.line_no = k.line_no`);
+    FROM keyed k LEFT JOIN ranked_repeats r ON r.rid = k.rid`);
 
   // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
   // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names
@@ -494,7 +543,7 @@ export async function cleanSource(
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('quarantine')} AS
     SELECT q.source_file, q.line_no, q.rule, q.field, q.reason, ${rawSql} AS raw
     FROM (SELECT * FROM ${t('ranked')} WHERE rule IS NOT NULL) q
-    JOIN ${t('raw')} r ON r.source_file = q.source_file AND r.line_no = q.line_no`);
+    JOIN ${t('raw')} r ON r.rowid = q.rid`);
   await conn.run(`DROP TABLE ${t('raw')}`);
 
   // Every count in one pass: per rule (NULL for rows that passed) and, among those, first occurrences or repeats.
@@ -531,18 +580,15 @@ export async function dropCleaned(conn: DuckDBConnection, prefix: string): Promi
 }
 
 /** JSON documents (arrays, envelopes or single records); a document that is not JSON is one invalid record. */
-function jsonReaderSql(def: SourceDefinition, files: SourceFile[]): string {
-  return files
-    .map((f) => {
-      const recs = def.records ? quotedString(`${def.records}[*]`) : null;
-      return `SELECT ${quotedString(f.key)} AS source_file, line_no, raw FROM (
-        SELECT unnest(generate_series(1, len(recs))) AS line_no, unnest(recs) AS raw FROM (
-          SELECT CASE
-            WHEN NOT coalesce(json_valid(content), false) THEN [content]
-            ${recs ? `WHEN json_type(content::JSON, ${quotedString(def.records!)}) = 'ARRAY' THEN json_extract(content::JSON, ${recs})::VARCHAR[]` : ''}
-            WHEN json_type(content::JSON) = 'ARRAY' THEN json_extract(content::JSON, '$[*]')::VARCHAR[]
-            ELSE [content] END AS recs
-          FROM read_text(${quotedString(f.path)})))`;
-    })
-    .join('\nUNION ALL\n');
+function jsonReaderSql(def: SourceDefinition, f: SourceFile): string {
+  const recs = def.records ? quotedString(`${def.records}[*]`) : null;
+  return `SELECT raw FROM (
+      SELECT unnest(generate_series(1, len(recs))) AS line_no, unnest(recs) AS raw FROM (
+        SELECT CASE
+          WHEN NOT coalesce(json_valid(content), false) THEN [content]
+          ${recs ? `WHEN json_type(content::JSON, ${quotedString(def.records!)}) = 'ARRAY' THEN json_extract(content::JSON, ${recs})::VARCHAR[]` : ''}
+          WHEN json_type(content::JSON) = 'ARRAY' THEN json_extract(content::JSON, '$[*]')::VARCHAR[]
+          ELSE [content] END AS recs
+        FROM read_text(${quotedString(f.path)})))
+    ORDER BY line_no`;
 }

@@ -61,16 +61,25 @@ export async function withWorkDir<T>(deps: ActivityDeps, name: string, fn: (dir:
 /** Independent pieces of one unit of work (sources, dates) run at the same time, each on its own DuckDB connection. */
 export const PARALLEL_PIECES = 2;
 
-/** Maps items with at most `limit` in flight; results in the items' order. */
+/**
+ * Maps items with at most `limit` in flight; results in the items' order. After a failure no new item starts, and the
+ * first error is thrown once the items in flight have settled (none is left writing into a work folder being removed).
+ */
 export async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
+  let failure: { err: unknown } | undefined;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !failure) {
       const i = next++;
-      out[i] = await fn(items[i]!);
+      try {
+        out[i] = await fn(items[i]!);
+      } catch (err) {
+        failure ??= { err };
+      }
     }
   });
   await Promise.all(lanes);
+  if (failure) throw failure.err;
   return out;
 }

@@ -41,7 +41,7 @@ export interface CleanContext {
   identities: string;
   /** Temp table (student_key, course_id, start_date, end_date). */
   enrolments: string;
-  /** Temp table (event_id VARCHAR) of ids already accepted on earlier landing dates. */
+  /** A relation (table name or parenthesized query) of `event_id`s accepted on earlier landing dates. */
   seen: string;
   /** Roster first and last names, lower-cased, for masking free text. */
   names: ReadonlySet<string>;
@@ -458,33 +458,39 @@ export async function cleanSource(
   // written (the text of each field, so no number is formatted back to text per row).
   const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(trim(${quotedIdentifier(`${n}__raw`)}), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
-  // One pass: extract, type, resolve, check; then rank duplicates among valid rows.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
+  // One pass: extract, type, resolve, check and key.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('keyed')} AS
     WITH x AS (${xSql}),
     t0 AS (${timeCte}),
     ${zoneCte}
     typed AS (${typedSql}),
-    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row),
+    checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row)
     -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
-    keyed AS MATERIALIZED (
-      SELECT rid, source_file, line_no,
-        ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
-        coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
-        student_key, course_id, ts_raw,
-        ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
-        ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key
-      FROM checked),
-    -- Duplicates are rare: rank only the keys that occur more than once instead of sorting every row.
-    repeated AS (SELECT event_key FROM keyed WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
+    SELECT rid, source_file, line_no,
+      ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
+      coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
+      student_key, course_id, ts_raw,
+      ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
+      ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key
+    FROM checked`);
+  // Earlier landings' ids are streamed past this landing's keys (the smaller side is the one hashed), keeping only
+  // the ones it repeats.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('seen')} AS
+    SELECT DISTINCT event_id FROM ${ctx.seen}
+    WHERE event_id IN (SELECT event_key FROM ${t('keyed')} WHERE rule IS NULL)`);
+  // Then duplicates are ranked: only the keys that occur more than once, instead of sorting every row.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
+    WITH repeated AS (SELECT event_key FROM ${t('keyed')} WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
     ranked_repeats AS (
       SELECT rid, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
-      FROM keyed WHERE rule IS NULL AND event_key IN (SELECT event_key FROM repeated)
+      FROM ${t('keyed')} WHERE rule IS NULL AND event_key IN (SELECT event_key FROM repeated)
     )
     SELECT k.*,
       CASE WHEN k.rule IS NULL THEN
-        CASE WHEN k.event_key IN (SELECT event_id FROM ${ctx.seen}) THEN 2 ELSE coalesce(r.rn, 1) END
+        CASE WHEN k.event_key IN (SELECT event_id FROM ${t('seen')}) THEN 2 ELSE coalesce(r.rn, 1) END
       END AS occurrence
-    FROM keyed k LEFT JOIN ranked_repeats r ON r.rid = k.rid`);
+    FROM ${t('keyed')} k LEFT JOIN ranked_repeats r ON r.rid = k.rid`);
+  for (const name of ['keyed', 'seen']) await conn.run(`DROP TABLE ${t(name)}`);
 
   // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
   // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names

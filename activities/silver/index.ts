@@ -82,13 +82,11 @@ async function silverForSource(
     (k) => `${k}: gzip stream truncated; its readable part was checked, the file stays in bronze`,
   );
 
-  // Event ids accepted from earlier landings, for duplicates across days.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE seen (event_id VARCHAR)`);
+  // Event ids accepted from earlier landings, for duplicates across days (read only where this landing repeats one).
   const earlier = await deps.lake.lookbackFiles('silver', table, input.date, DEDUPE_LOOKBACK_DAYS + 1);
-  if (earlier.length) {
-    await conn.run(`INSERT INTO seen SELECT event_id FROM ${parquetScan(earlier)}
-      WHERE landed_date < DATE ${quotedString(input.date)}`);
-  }
+  const seen = earlier.length
+    ? `(SELECT event_id FROM ${parquetScan(earlier)} WHERE landed_date < DATE ${quotedString(input.date)})`
+    : '(SELECT NULL::VARCHAR AS event_id WHERE false)';
 
   const prefix = `s_${table}`;
   const skew = deps.config.pipeline.futureSkewMinutes * 60_000;
@@ -102,7 +100,7 @@ async function silverForSource(
           futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
           identities: roster.tables.identities,
           enrolments: roster.tables.enrolments,
-          seen: 'seen',
+          seen,
           names: roster.names,
         },
         prefix,
@@ -223,11 +221,7 @@ export function createSilverActivities(deps: ActivityDeps) {
                 try {
                   return await deps.duck.withConnection(async (conn) => {
                     await conn.run(`SET TimeZone = 'UTC'`);
-                    try {
-                      return await silverForSource(deps, conn, sub, def, input, roster);
-                    } finally {
-                      await conn.run(`DROP TABLE IF EXISTS seen`);
-                    }
+                    return silverForSource(deps, conn, sub, def, input, roster);
                   });
                 } finally {
                   running.delete(def.name);

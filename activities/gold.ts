@@ -90,10 +90,13 @@ async function goldForDate(
     );
   }
   const partial = await partialInput(deps, conn, input, asOf, changes);
+  // A partial recompute writes only the recomputed students' rows, as an overlay slice of the partition keyed by
+  // student (readers resolve it with partitionScan); everyone else's rows stay in the files already there.
   const sql = partial
-    ? `SELECT * FROM (${studentFeaturesSql(`(SELECT * FROM ${parquetScan(paths)} WHERE student_key IN (SELECT student_key FROM gold_changed)) sd`, asOf)})
-       UNION ALL BY NAME
-       SELECT * FROM ${parquetScan(partial.previous)} WHERE student_key NOT IN (SELECT student_key FROM gold_changed)`
+    ? studentFeaturesSql(
+        `(SELECT * FROM ${parquetScan(paths)} WHERE student_key IN (SELECT student_key FROM gold_changed)) sd`,
+        asOf,
+      )
     : studentFeaturesSql(parquetScan(paths), asOf);
   const ref = await publishQuery(deps.lake, conn, dir, {
     layer: 'gold',
@@ -108,6 +111,7 @@ async function goldForDate(
       lookbackPartitions: paths.length,
       ...(partial ? { studentsRecomputed: partial.students } : {}),
     },
+    ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
   });
   await conn.run('DROP TABLE IF EXISTS gold_changed');
   return ref;
@@ -138,7 +142,7 @@ async function realignedStudents(deps: ActivityDeps, input: BuildGoldFeaturesInp
 
 /**
  * For an as-of date before the landing whose features were committed at the current schema: loads the students to
- * recompute into `gold_changed` and returns the previous partition's files; null when the date is computed whole.
+ * recompute into `gold_changed` and returns how many; null when the date is computed whole.
  */
 async function partialInput(
   deps: ActivityDeps,
@@ -146,10 +150,10 @@ async function partialInput(
   input: BuildGoldFeaturesInput,
   asOf: string,
   changes: Realigned | null,
-): Promise<{ previous: string[]; students: number } | null> {
+): Promise<{ students: number } | null> {
   if (!changes || asOf >= input.landingDate!) return null;
-  const { manifest, paths } = await deps.lake.localFiles('gold', 'student_features', asOf);
-  if (!manifest || manifest.schemaVersion !== GOLD_SCHEMA_VERSION || !paths.length) return null;
+  const manifest = await deps.lake.readManifest('gold', 'student_features', asOf);
+  if (!manifest || manifest.schemaVersion !== GOLD_SCHEMA_VERSION || !manifest.files.length) return null;
   const window: string[] = [];
   for (let d = addDays(asOf, -(MAX_LOOKBACK_DAYS - 1)); d <= asOf; d = addDays(d, 1)) {
     if (changes.full.has(d)) return null;
@@ -161,5 +165,5 @@ async function partialInput(
       : 'CREATE OR REPLACE TEMP TABLE gold_changed (student_key VARCHAR)',
   );
   const n = (await conn.runAndReadAll('SELECT count(*) FROM gold_changed')).getRows()[0]![0];
-  return { previous: paths, students: Number(n) };
+  return { students: Number(n) };
 }

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../config/index.js';
+import { partitionScan } from '../lake/duck.js';
 import { createLake } from '../lake/lake.js';
 import { peersPython } from './python.js';
 import { benchDrop } from './drop.js';
@@ -109,14 +110,17 @@ for (const size of sizes) {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   const gold: string[] = [];
-  for (const d of dates) gold.push(...(await lake.localFiles('gold', 'student_features', d)).paths);
+  for (const d of dates) {
+    const { manifest, paths } = await lake.localFiles('gold', 'student_features', d);
+    if (paths.length) gold.push(`SELECT * FROM ${partitionScan(manifest, paths)}`);
+  }
   const w = [7, 14, 28];
   const diffs = (
     await conn.runAndReadAll(`
     WITH e AS (
       SELECT student_key, strftime(as_of_date, '%Y-%m-%d') AS as_of_date,
         ${w.map((n) => `practice_events_${n}d AS ev${n}, practice_accuracy_${n}d AS acc${n}, attempts_per_item_${n}d AS api${n}, time_on_task_minutes_${n}d AS min${n}`).join(', ')}
-      FROM read_parquet([${gold.map((g) => `'${g}'`).join(', ')}]) WHERE practice_events_28d > 0),
+      FROM (${gold.join(' UNION ALL BY NAME ')}) WHERE practice_events_28d > 0),
     p AS (SELECT *, strftime(as_of_date::DATE, '%Y-%m-%d') AS as_of FROM read_csv('${join(home, 'pandas', 'features.csv')}', header = true))
     SELECT count(*) FILTER (WHERE e.student_key IS NULL OR p.student_key IS NULL) AS unmatched,
       count(*) FILTER (WHERE e.student_key IS NOT NULL AND p.student_key IS NOT NULL) AS compared,

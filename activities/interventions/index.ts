@@ -1,6 +1,6 @@
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import { Context } from '@temporalio/activity';
-import { parquetScan, rowsTable, sqlList } from '../../lake/duck.js';
+import { parquetScan, partitionScan, rowsTable, sqlList } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import type { PartitionRef } from '../../lake/manifest.js';
 import { publishQuery } from '../../lake/publish-query.js';
@@ -167,7 +167,7 @@ export function createInterventionActivities(deps: ActivityDeps) {
                 ${students.length ? 'st.timezone, st.consent, st.opt_out' : 'NULL AS timezone, NULL AS consent, NULL AS opt_out'},
                 ${demo.length ? `CAST(d.${attr} AS VARCHAR)` : 'NULL'} AS sensitive_group
               FROM ${parquetScan(scores.paths)} r
-              JOIN ${parquetScan(feats.paths)} f ON f.student_key = r.student_key AND f.course_id IS NOT DISTINCT FROM r.course_id
+              JOIN ${partitionScan(feats.manifest, feats.paths)} f ON f.student_key = r.student_key AND f.course_id IS NOT DISTINCT FROM r.course_id
               ${segs.paths.length ? `LEFT JOIN ${parquetScan(segs.paths)} s ON s.student_key = r.student_key AND s.course_id IS NOT DISTINCT FROM r.course_id` : ''}
               ${students.length ? `LEFT JOIN ${parquetScan(students)} st ON st.student_key = r.student_key` : ''}
               ${demo.length ? `LEFT JOIN ${parquetScan(demo)} d ON d.student_key = r.student_key` : ''}

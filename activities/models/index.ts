@@ -3,7 +3,7 @@ import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import { PCA } from 'ml-pca';
 import { RandomForestClassifier } from 'ml-random-forest';
 import type { PartitionRef } from '../../lake/manifest.js';
-import { parquetScan, rowsTable } from '../../lake/duck.js';
+import { parquetScan, partitionScan, rowsTable } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { publishQuery } from '../../lake/publish-query.js';
 import { type ActivityDeps, faultHold, withHeartbeat, withWorkDir } from '../context.js';
@@ -248,7 +248,7 @@ export function createModelActivities(deps: ActivityDeps) {
         ${outcomeFiles.length ? 'o.label' : 'NULL::INTEGER AS label'},
         ${demo.length ? `CAST(d.${attr} AS VARCHAR)` : 'NULL::VARCHAR'} AS sensitive_group,
         ${emb.paths.length ? 'CAST(e.vector AS VARCHAR)' : 'NULL::VARCHAR'} AS embedding
-      FROM ${parquetScan(paths)} f
+      FROM ${partitionScan(manifest, paths)} f
       ${outcomeFiles.length ? `LEFT JOIN (SELECT student_key, arg_max(CASE WHEN outcome IN ('fail', 'withdrawn') THEN 1 ELSE 0 END, ts_utc) AS label FROM ${parquetScan(outcomeFiles)} GROUP BY student_key) o USING (student_key)` : ''}
       ${demo.length ? `LEFT JOIN ${parquetScan(demo)} d USING (student_key)` : ''}
       ${emb.paths.length ? `LEFT JOIN ${parquetScan(emb.paths)} e ON e.student_key = f.student_key AND e.course_id IS NOT DISTINCT FROM f.course_id` : ''}
@@ -333,7 +333,7 @@ export function createModelActivities(deps: ActivityDeps) {
     const inputs = [...outcomeInputs];
     for (const d of asOfDates) {
       const { manifest, paths } = await deps.lake.localFiles('gold', 'student_features', d);
-      scans.push(`SELECT DATE ${quotedString(d)} AS as_of, * FROM ${parquetScan(paths)}`);
+      scans.push(`SELECT DATE ${quotedString(d)} AS as_of, * FROM ${partitionScan(manifest, paths)}`);
       if (manifest) inputs.push(`${deps.lake.ref(manifest).uri}#${manifest.writeId}`);
     }
     const attr = m.sensitiveAttribute;

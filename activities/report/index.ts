@@ -1,7 +1,7 @@
 import { quotedString } from '@duckdb/node-api';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { parquetScan } from '../../lake/duck.js';
+import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { MAX_LOOKBACK_DAYS } from '../features.js';
 import type { ActivityDeps } from '../context.js';
@@ -95,9 +95,9 @@ export function createReportActivities(deps: ActivityDeps) {
           for (const f of DISTRIBUTION_FEATURES) {
             const ref = risk.reference.features?.[f];
             if (!ref) continue;
-            const values = (await rows(`SELECT ${f} AS v FROM ${parquetScan(feats.paths)} WHERE ${f} IS NOT NULL`)).map(
-              (r) => Number(r.v),
-            );
+            const values = (
+              await rows(`SELECT ${f} AS v FROM ${partitionScan(feats.manifest, feats.paths)} WHERE ${f} IS NOT NULL`)
+            ).map((r) => Number(r.v));
             const counts = new Array<number>(ref.shares.length).fill(0);
             for (const v of values) {
               let i = ref.edges.findIndex((e) => v <= e);

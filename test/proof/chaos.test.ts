@@ -11,6 +11,7 @@ import { followBackfill, startBackfill } from '../../cli/schedule.js';
 import { approveSignal } from '../../workflows/intervention.js';
 import { type Config, loadConfig } from '../../config/index.js';
 import { generate } from '../../generator/index.js';
+import { partitionScan } from '../../lake/duck.js';
 import { createLake, type Lake } from '../../lake/lake.js';
 import { minioUp, servicesDown, servicesUp, temporalUp } from '../../scripts/services.js';
 import { startSinks, type Sinks } from '../../scripts/sinks.js';
@@ -56,11 +57,11 @@ describe('chaos: a 7-day backfill with interventions under worker kills and serv
     for (const ds of await lake.listDatasets('gold')) {
       if (ds === 'intervention_outcomes') continue; // depends on which deliveries had finished when it was measured
       for (const d of await lake.listPartitions('gold', ds)) {
-        const { paths } = await lake.localFiles('gold', ds, d);
+        const { manifest, paths } = await lake.localFiles('gold', ds, d);
         if (!paths.length) continue;
         const cols = ds === 'interventions' ? '* EXCLUDE (decided_at, deliver_at)' : '*';
         const rows = (
-          await conn.runAndReadAll(`SELECT ${cols} FROM read_parquet([${paths.map((p) => `'${p}'`).join(',')}])`)
+          await conn.runAndReadAll(`SELECT ${cols} FROM ${partitionScan(manifest, paths)}`)
         ).getRowObjects();
         const lines = rows
           .map((r) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)))

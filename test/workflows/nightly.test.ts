@@ -7,7 +7,7 @@ import { collectLakeStatus } from '../../cli/status.js';
 import type { Config } from '../../config/index.js';
 import { generate } from '../../generator/index.js';
 import { createLake } from '../../lake/lake.js';
-import { parquetScan } from '../../lake/duck.js';
+import { partitionScan } from '../../lake/duck.js';
 import { startWorker, type StartedWorker } from '../../workers/worker.js';
 import { spawnWorker, testConfig, uniqueSuffix } from '../helpers.js';
 
@@ -19,11 +19,11 @@ const DAY = '2031-01-06';
 const KILL_DAY = '2031-01-07';
 
 async function goldRows(date: string): Promise<string[]> {
-  const { paths } = await lake.localFiles('gold', 'student_features', date);
+  const { manifest, paths } = await lake.localFiles('gold', 'student_features', date);
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
-    const r = await conn.runAndReadAll(`SELECT * FROM ${parquetScan(paths)} ORDER BY student_key`);
+    const r = await conn.runAndReadAll(`SELECT * FROM ${partitionScan(manifest, paths)} ORDER BY student_key`);
     return r.getRowObjectsJson().map((o) => JSON.stringify(o));
   } finally {
     conn.closeSync();

@@ -31,6 +31,7 @@ export interface BuildGoldFeaturesInput {
 
 export interface BuildGoldFeaturesOutput {
   partitions: PartitionRef[];
+  /** Rows written by this run (a partial recompute writes only its overlay's rows). */
   rows: number;
 }
 
@@ -62,7 +63,7 @@ export function createGoldActivities(deps: ActivityDeps) {
                 }),
               )
             ).filter((p): p is PartitionRef => p !== null);
-            return { partitions, rows: partitions.reduce((n, p) => n + p.rowCount, 0) };
+            return { partitions, rows: partitions.reduce((n, p) => n + (p.rowsWritten ?? p.rowCount), 0) };
           })(),
         ),
       );

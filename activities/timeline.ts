@@ -30,6 +30,12 @@ export interface AlignTimelineOutput {
   studentDays: number;
 }
 
+/**
+ * Version 2: a session is numbered within its student and day (`session_no`, 1, 2, …; an assessment's
+ * `study_session_no`) instead of a text id repeating the student key and date on every row.
+ */
+export const TIMELINE_SCHEMA_VERSION = 2;
+
 /** Sensor samples further than this from an event are not joined to it. */
 export const SENSOR_TOLERANCE_SECONDS = 30;
 
@@ -171,21 +177,21 @@ async function alignDate(
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
       FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
     )
-    SELECT ev.*, ev.student_key || ':' || ${d} || ':' || j.session_no AS session_id, j.heart_rate, j.attention
+    SELECT ev.*, CAST(j.session_no AS INTEGER) AS session_no, j.heart_rate, j.attention
     FROM ev JOIN j ON j.rid = ev.rowid`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
-    SELECT student_key, session_id, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
+    SELECT student_key, session_no, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
     FROM tl WHERE modality <> 'assessment' GROUP BY ALL`);
   await conn.run(`CREATE OR REPLACE TEMP TABLE study AS
-    SELECT a.event_id, p.session_id AS study_session_id
+    SELECT a.event_id, p.session_no AS study_session_no
     FROM (SELECT event_id, student_key, ts_utc FROM tl WHERE modality = 'assessment') a
     ASOF LEFT JOIN sess p ON a.student_key = p.student_key AND a.ts_utc >= p.ended`);
   // The timeline is written straight from this join (see below); later steps read `tl`.
   await conn.run(`CREATE OR REPLACE TEMP VIEW timeline AS
-    SELECT tl.*, NULL::VARCHAR AS study_session_id FROM tl WHERE modality <> 'assessment'
+    SELECT tl.*, NULL::INTEGER AS study_session_no FROM tl WHERE modality <> 'assessment'
     UNION ALL
-    SELECT tl.*, s.study_session_id FROM tl LEFT JOIN study s ON s.event_id = tl.event_id WHERE tl.modality = 'assessment'`);
+    SELECT tl.*, s.study_session_no FROM tl LEFT JOIN study s ON s.event_id = tl.event_id WHERE tl.modality = 'assessment'`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
@@ -245,12 +251,12 @@ async function alignDate(
         round(coalesce(sum(duration_s) FILTER (WHERE modality = 'practice'), 0) / 60, 6) AS practice_minutes,
         count(DISTINCT object_id) FILTER (WHERE modality = 'practice' OR (modality = 'activity' AND success IS NOT NULL)) AS items,
         round(coalesce(sum(duration_s), 0) / 60, 6) AS time_on_task_minutes,
-        count(DISTINCT session_id) FILTER (WHERE modality <> 'assessment') AS sessions,
+        count(DISTINCT session_no) FILTER (WHERE modality <> 'assessment') AS sessions,
         round(avg(attention), 6) AS attention
       FROM tl GROUP BY ALL
     ),
     sm AS (SELECT s.student_key, t.course_id, round(sum(s.minutes), 6) AS session_minutes
-      FROM sess s JOIN (SELECT DISTINCT session_id, course_id FROM tl) t USING (session_id) GROUP BY ALL),
+      FROM sess s JOIN (SELECT DISTINCT student_key, session_no, course_id FROM tl) t USING (student_key, session_no) GROUP BY ALL),
     vw AS (SELECT student_key, course_id, round(sum(watched_s) / 60, 6) AS video_minutes, count(*) AS videos_watched,
       round(avg(least(watched_s / nullif(media_duration, 0), 1)), 6) AS video_completion FROM watched GROUP BY ALL)
     SELECT g.student_key, g.course_id, DATE ${d} AS date,
@@ -283,7 +289,7 @@ async function alignDate(
       runId: input.runId,
       writeId: input.writeId,
       sql: 'SELECT * FROM timeline',
-      schemaVersion: 1,
+      schemaVersion: TIMELINE_SCHEMA_VERSION,
       ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
     }),
   );
@@ -298,7 +304,7 @@ async function alignDate(
         ? `SELECT * FROM student_day UNION ALL BY NAME
            SELECT * FROM ${parquetScan(previous.student_day)} WHERE student_key NOT IN (SELECT student_key FROM affected)`
         : 'SELECT * FROM student_day',
-      schemaVersion: 1,
+      schemaVersion: TIMELINE_SCHEMA_VERSION,
     }),
   );
   await conn.run(`DROP VIEW IF EXISTS timeline`);

@@ -242,7 +242,8 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     const date = gen.dates[2]!;
     const rows = await query(`WITH t AS (SELECT * FROM ${await scan('silver', 'timeline', date)})
       SELECT strftime(a.ts_utc, '%Y-%m-%dT%H:%M:%S') AS submitted, strftime(max(s.ts_utc), '%Y-%m-%dT%H:%M:%S') AS session_end
-      FROM t a JOIN t s ON s.session_id = a.study_session_id WHERE a.modality = 'assessment' GROUP BY a.event_id, a.ts_utc`);
+      FROM t a JOIN t s ON s.student_key = a.student_key AND s.session_no = a.study_session_no
+      WHERE a.modality = 'assessment' GROUP BY a.event_id, a.ts_utc`);
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) expect(String(r.session_end) <= String(r.submitted)).toBe(true);
   });

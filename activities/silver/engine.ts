@@ -265,7 +265,9 @@ export async function cleanSource(
         t('raw'),
         fs,
         readerSelects(def, fs),
-        def.format === 'jsonl' ? `WHERE raw IS NOT NULL AND trim(raw) <> ''` : '',
+        // A blank line is spaces only (what trim removes); a pattern test reads no further than its first other
+        // character, where trim would copy the whole line.
+        def.format === 'jsonl' ? `WHERE regexp_matches(raw, '[^ ]')` : '',
       );
     }
   };
@@ -317,7 +319,7 @@ export async function cleanSource(
     : `
     WITH r AS (
       SELECT rid, source_file, line_no, raw,
-        CASE WHEN coalesce(json_valid(raw), false) AND left(ltrim(raw), 1) = '{' THEN raw END AS j
+        CASE WHEN coalesce(json_valid(raw), false) AND regexp_matches(raw, '^ *[{]') THEN raw END AS j
       FROM (${records})
     ),
     e AS (SELECT rid, source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)

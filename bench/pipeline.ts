@@ -33,7 +33,7 @@ for (const size of sizes) {
   const r = JSON.parse(res.stdout.trim().split('\n').pop()!) as {
     raw: number;
     peakRssMb: number;
-    stages: Record<string, { seconds: number; rows: number; peakRssMb: number }>;
+    stages: Record<string, { seconds: number; cpuSeconds: number; rows: number; peakRssMb: number }>;
   };
   const total = Object.values(r.stages).reduce((n, s) => n + s.seconds, 0);
   results.push({
@@ -49,10 +49,10 @@ for (const size of sizes) {
   console.log(
     `\n${r.raw.toLocaleString()} events (${students} students × ${days} days): ${total.toFixed(1)} s bronze → gold, ${Math.round(r.raw / total).toLocaleString()} events/s, peak RSS ${r.peakRssMb} MB`,
   );
-  console.log('stage      seconds   rows          rows/s      peak RSS MB');
+  console.log('stage      seconds   CPU s   rows          rows/s      peak RSS MB');
   for (const [name, s] of Object.entries(r.stages)) {
     console.log(
-      `${name.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)}   ${String(s.rows).padEnd(12)}  ${Math.round(
+      `${name.padEnd(10)} ${s.seconds.toFixed(1).padStart(7)} ${s.cpuSeconds.toFixed(1).padStart(7)}   ${String(s.rows).padEnd(12)}  ${Math.round(
         s.rows / Math.max(s.seconds, 1e-9),
       )
         .toString()

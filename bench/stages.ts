@@ -1,5 +1,5 @@
 // Runs the nightly stages (bronze → silver → timeline → gold) over every day of a raw drop, in this process, and
-// prints one JSON line: per stage, seconds, rows and peak RSS. Used by bench/pipeline.ts in a fresh process per size.
+// prints one JSON line: per stage, seconds, CPU seconds (all threads), rows and peak RSS. Used by bench/pipeline.ts in a fresh process per size.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';

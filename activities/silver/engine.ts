@@ -460,8 +460,8 @@ export async function cleanSource(
   // written (the text of each field, so no number is formatted back to text per row).
   const contentKey = `md5(concat_ws('|', student_key, CAST(epoch_ms(ts_utc) AS VARCHAR), ${fields.map(([n]) => `coalesce(trim(${quotedIdentifier(`${n}__raw`)}), '')`).join(', ') || "''"}))`;
   const eventKey = def.eventId ? `coalesce(${quotedIdentifier(def.eventId)}, ${contentKey})` : contentKey;
-  // One pass: extract, type, resolve, check and key.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('keyed')} AS
+  // One pass: extract, type, resolve, check and key. Every row that passed starts as the first occurrence of its key.
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
     WITH x AS (${xSql}),
     t0 AS (${timeCte}),
     ${zoneCte}
@@ -473,26 +473,20 @@ export async function cleanSource(
       coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
       student_key, course_id, ts_raw,
       ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
-      ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key
+      ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key,
+      CASE WHEN rule_index IS NULL THEN 1 END AS occurrence
     FROM checked`);
-  // Earlier landings' ids are streamed past this landing's keys (the smaller side is the one hashed), keeping only
-  // the ones it repeats.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('seen')} AS
-    SELECT DISTINCT event_id FROM ${ctx.seen}
-    WHERE event_id IN (SELECT event_key FROM ${t('keyed')} WHERE rule IS NULL)`);
-  // Then duplicates are ranked: only the keys that occur more than once, instead of sorting every row.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('ranked')} AS
-    WITH repeated AS (SELECT event_key FROM ${t('keyed')} WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1),
-    ranked_repeats AS (
+  // Duplicates are rare, so only their rows are touched: within the landing, the keys that occur more than once are
+  // ranked by file and line; then every key an earlier landing accepted is a repeat (occurrence 2). Earlier landings'
+  // ids are streamed past this landing's keys (the smaller side is the one hashed).
+  await conn.run(`UPDATE ${t('ranked')} k SET occurrence = r.rn FROM (
       SELECT rid, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
-      FROM ${t('keyed')} WHERE rule IS NULL AND event_key IN (SELECT event_key FROM repeated)
-    )
-    SELECT k.*,
-      CASE WHEN k.rule IS NULL THEN
-        CASE WHEN k.event_key IN (SELECT event_id FROM ${t('seen')}) THEN 2 ELSE coalesce(r.rn, 1) END
-      END AS occurrence
-    FROM ${t('keyed')} k LEFT JOIN ranked_repeats r ON r.rid = k.rid`);
-  for (const name of ['keyed', 'seen']) await conn.run(`DROP TABLE ${t(name)}`);
+      FROM ${t('ranked')} WHERE rule IS NULL AND event_key IN (
+        SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1)
+    ) r WHERE k.rid = r.rid AND r.rn > 1`);
+  await conn.run(`UPDATE ${t('ranked')} SET occurrence = 2
+    WHERE rule IS NULL AND event_key IN (
+      SELECT event_id FROM ${ctx.seen} WHERE event_id IN (SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL))`);
 
   // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
   // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Config } from '../config/index.js';
 import type { Duck } from '../lake/duck.js';
 import type { Lake } from '../lake/lake.js';
@@ -60,6 +61,33 @@ export async function withWorkDir<T>(deps: ActivityDeps, name: string, fn: (dir:
 
 /** Independent pieces of one unit of work (sources, dates) run at the same time, each on its own DuckDB connection. */
 export const PARALLEL_PIECES = 2;
+
+/**
+ * Runs independent pieces of one unit of work (sources, dates) at most `limit` at a time, each on its own DuckDB
+ * connection with the session in UTC, reporting the pieces in flight as progress; results in the items' order.
+ */
+export function onConnections<T, R>(
+  deps: ActivityDeps,
+  items: T[],
+  limit: number,
+  progress: (detail: unknown) => void,
+  name: (item: T) => string,
+  fn: (conn: DuckDBConnection, item: T) => Promise<R>,
+): Promise<R[]> {
+  const running = new Set<string>();
+  return mapConcurrently(items, limit, (item) =>
+    deps.duck.withConnection(async (conn) => {
+      running.add(name(item));
+      progress({ running: [...running] });
+      try {
+        await conn.run(`SET TimeZone = 'UTC'`);
+        return await fn(conn, item);
+      } finally {
+        running.delete(name(item));
+      }
+    }),
+  );
+}
 
 /**
  * Maps items with at most `limit` in flight; results in the items' order. After a failure no new item starts, and the

@@ -3,14 +3,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { parquetScan } from '../lake/duck.js';
 import { addDays } from '../lake/paths.js';
 import { publishQuery } from '../lake/publish-query.js';
-import {
-  type ActivityDeps,
-  faultHold,
-  mapConcurrently,
-  PARALLEL_PIECES,
-  withHeartbeat,
-  withWorkDir,
-} from './context.js';
+import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 import { MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
 
@@ -49,18 +42,14 @@ export function createGoldActivities(deps: ActivityDeps) {
           (async () => {
             const changes = await realignedStudents(deps, input);
             // As-of dates are independent (each reads its own lookback): a few are computed at a time.
-            const running = new Set<string>();
             const partitions = (
-              await mapConcurrently(input.dates, PARALLEL_PIECES, (asOf) =>
-                deps.duck.withConnection(async (conn) => {
-                  running.add(asOf);
-                  progress({ asOf: [...running] });
-                  try {
-                    return await goldForDate(deps, conn, dir, input, asOf, changes);
-                  } finally {
-                    running.delete(asOf);
-                  }
-                }),
+              await onConnections(
+                deps,
+                input.dates,
+                PARALLEL_PIECES,
+                progress,
+                (d) => d,
+                (conn, asOf) => goldForDate(deps, conn, dir, input, asOf, changes),
               )
             ).filter((p): p is PartitionRef => p !== null);
             return { partitions, rows: partitions.reduce((n, p) => n + (p.rowsWritten ?? p.rowCount), 0) };

@@ -2,14 +2,7 @@ import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan } from '../lake/duck.js';
 import { publishQuery } from '../lake/publish-query.js';
-import {
-  type ActivityDeps,
-  faultHold,
-  mapConcurrently,
-  PARALLEL_PIECES,
-  withHeartbeat,
-  withWorkDir,
-} from './context.js';
+import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 
 export interface AlignTimelineInput {
@@ -326,19 +319,14 @@ export function createTimelineActivities(deps: ActivityDeps) {
         withWorkDir(deps, 'timeline', (dir) =>
           (async () => {
             // Dates are independent (each reads its own silver partitions): a few are aligned at a time.
-            const running = new Set<string>();
             const partitions = (
-              await mapConcurrently(input.dates, PARALLEL_PIECES, (date) =>
-                deps.duck.withConnection(async (conn) => {
-                  running.add(date);
-                  progress({ dates: [...running] });
-                  try {
-                    await conn.run(`SET TimeZone = 'UTC'`);
-                    return await alignDate(deps, conn, dir, date, input);
-                  } finally {
-                    running.delete(date);
-                  }
-                }),
+              await onConnections(
+                deps,
+                input.dates,
+                PARALLEL_PIECES,
+                progress,
+                (d) => d,
+                (conn, date) => alignDate(deps, conn, dir, date, input),
               )
             ).flat();
             return {

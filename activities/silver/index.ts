@@ -6,7 +6,7 @@ import type { PartitionRef } from '../../lake/manifest.js';
 import { publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
 import { parquetScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
-import { type ActivityDeps, faultHold, mapConcurrently, withHeartbeat, withWorkDir } from '../context.js';
+import { type ActivityDeps, faultHold, onConnections, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { cleanSource, dropCleaned, type Reconciliation } from './engine.js';
 import { gunzipFiles } from './gzip.js';
@@ -185,48 +185,41 @@ export function createSilverActivities(deps: ActivityDeps) {
             const roster = await loadRoster(deps, input.date);
             try {
               const base = { date: input.date, runId: input.runId, writeId: input.writeId };
-              const snapshot = await deps.duck.withConnection(async (conn) => [
-                await publishTable(deps, conn, dir, {
-                  ...base,
-                  layer: 'silver',
-                  dataset: 'students',
-                  sql: `SELECT * FROM ${roster.tables.students}`,
-                  orderBy: 'student_key',
-                  stats: { students: roster.students },
-                }),
-                await publishTable(deps, conn, dir, {
-                  ...base,
-                  layer: 'silver',
-                  dataset: 'student_demographics',
-                  sql: `SELECT * FROM ${roster.tables.demographics}`,
-                  orderBy: 'student_key',
-                }),
-                await publishTable(deps, conn, dir, {
-                  ...base,
-                  layer: 'silver',
-                  dataset: 'enrolments',
-                  sql: `SELECT * FROM ${roster.tables.enrolments}`,
-                  orderBy: 'student_key, course_id',
-                  stats: { enrolments: roster.enrolments },
-                }),
-              ]);
-              // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
-              // single-threaded steps (a JSON document, a row-numbered read) overlap another's parallel ones.
-              const running = new Set<string>();
-              const results = await mapConcurrently([...definitions.values()], SOURCE_CONCURRENCY, async (def) => {
-                running.add(def.name);
-                progress({ step: [...running].join(', ') });
-                const sub = join(dir, silverTable(def.name));
-                await mkdir(sub, { recursive: true });
-                try {
-                  return await deps.duck.withConnection(async (conn) => {
-                    await conn.run(`SET TimeZone = 'UTC'`);
-                    return silverForSource(deps, conn, sub, def, input, roster);
-                  });
-                } finally {
-                  running.delete(def.name);
+              // The roster snapshot in force tonight, pseudonymous.
+              const snapshot = await deps.duck.withConnection(async (conn) => {
+                const out: PartitionRef[] = [];
+                for (const [dataset, table, orderBy, stats] of [
+                  ['students', roster.tables.students, 'student_key', { students: roster.students }],
+                  ['student_demographics', roster.tables.demographics, 'student_key', undefined],
+                  ['enrolments', roster.tables.enrolments, 'student_key, course_id', { enrolments: roster.enrolments }],
+                ] as const) {
+                  out.push(
+                    await publishTable(deps, conn, dir, {
+                      ...base,
+                      layer: 'silver',
+                      dataset,
+                      sql: `SELECT * FROM ${table}`,
+                      orderBy,
+                      ...(stats ? { stats } : {}),
+                    }),
+                  );
                 }
+                return out;
               });
+              // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
+              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones.
+              const results = await onConnections(
+                deps,
+                [...definitions.values()],
+                SOURCE_CONCURRENCY,
+                progress,
+                (def) => def.name,
+                async (conn, def) => {
+                  const sub = join(dir, silverTable(def.name));
+                  await mkdir(sub, { recursive: true });
+                  return silverForSource(deps, conn, sub, def, input, roster);
+                },
+              );
               const partitions: PartitionRef[] = [...snapshot];
               const reconciliation: Reconciliation[] = [];
               const touched = new Set<string>();

@@ -114,11 +114,15 @@ async function alignDate(
     );
   }
   const only = partial ? 'WHERE student_key IN (SELECT student_key FROM affected)' : '';
+  // Each event gets a row id from where it is stored (modality, file, row), so the narrow session and sensor pass
+  // below joins back to the silver files themselves: the events are read twice but materialized only once, as the
+  // timeline.
   const parts: string[] = [];
-  for (const m of MODALITIES) {
+  for (const [i, m] of MODALITIES.entries()) {
     const { paths } = await deps.lake.localFiles('silver', m.table, date);
     if (!paths.length) continue;
-    parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select}
+    parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select},
+        ${i}::BIGINT * ${2 ** 48} + file_index * ${2 ** 32} + file_row_number AS rid
       FROM ${parquetScan(paths)} ${only}`);
   }
   // The roster snapshot in force on the date: the latest on or before it; for a late event dated before the first
@@ -131,20 +135,19 @@ async function alignDate(
   const enrol = (await deps.lake.localFiles('silver', 'enrolments', rosterDate)).paths;
   const students = (await deps.lake.localFiles('silver', 'students', rosterDate)).paths;
   await conn.run(`CREATE OR REPLACE TEMP TABLE enrol AS SELECT * FROM ${parquetScan(enrol)}`);
+  // Events without a course belong to the student's course when the student has exactly one.
   await conn.run(
-    `CREATE OR REPLACE TEMP TABLE ev AS ${
+    `CREATE OR REPLACE TEMP VIEW ev AS SELECT u.* REPLACE (coalesce(u.course_id, c.course_id) AS course_id) FROM (${
       parts.length
         ? parts.map((p) => `(${p})`).join(' UNION ALL BY NAME ')
         : `SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key, NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc,
           NULL::VARCHAR AS modality, NULL::VARCHAR AS source, NULL::VARCHAR AS action, NULL::VARCHAR AS object_id, NULL::BOOLEAN AS success,
           NULL::DOUBLE AS score, NULL::INTEGER AS attempts, NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to,
-          NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words LIMIT 0`
-    }`,
+          NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words, NULL::BIGINT AS rid LIMIT 0`
+    }) u LEFT JOIN (
+      SELECT student_key, min(course_id) AS course_id FROM enrol GROUP BY student_key HAVING count(DISTINCT course_id) = 1
+    ) c ON c.student_key = u.student_key`,
   );
-  // Events without a course belong to the student's course when the student has exactly one.
-  await conn.run(`UPDATE ev SET course_id = e.course_id FROM (
-      SELECT student_key, min(course_id) AS course_id FROM enrol GROUP BY student_key HAVING count(DISTINCT course_id) = 1) e
-    WHERE ev.course_id IS NULL AND ev.student_key = e.student_key`);
 
   const sensor = (await deps.lake.localFiles('silver', 'sensor', date)).paths;
   await conn.run(
@@ -158,7 +161,7 @@ async function alignDate(
   // are peers: one of them carries the gap to the previous instant, and the running count over a RANGE frame gives
   // all of them the same session whatever their order, so no tie-breaker has to be sorted.
   await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
-    WITH k AS (SELECT rowid AS rid, student_key, ts_utc FROM ev),
+    WITH k AS (SELECT rid, student_key, ts_utc FROM ev),
     g AS (SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc)) AS gap_s FROM k),
     s AS (
       SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
@@ -170,8 +173,8 @@ async function alignDate(
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
       FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
     )
-    SELECT ev.*, CAST(j.session_no AS INTEGER) AS session_no, j.heart_rate, j.attention
-    FROM ev JOIN j ON j.rid = ev.rowid`);
+    SELECT ev.* EXCLUDE (rid), CAST(j.session_no AS INTEGER) AS session_no, j.heart_rate, j.attention
+    FROM ev JOIN j ON j.rid = ev.rid`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
     SELECT student_key, session_no, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
@@ -300,8 +303,8 @@ async function alignDate(
       schemaVersion: TIMELINE_SCHEMA_VERSION,
     }),
   );
-  await conn.run(`DROP VIEW IF EXISTS timeline`);
-  for (const t of ['enrol', 'ev', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
+  for (const v of ['timeline', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
+  for (const t of ['enrol', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
   }
   return out;

@@ -22,6 +22,8 @@ import type { ObjectStore } from './store.js';
 export interface StagedFile {
   localPath: string;
   rows: number;
+  /** The file is not read again after publishing: a local lake takes it by renaming instead of copying. */
+  movable?: boolean;
 }
 
 export interface PublishInput {
@@ -74,11 +76,12 @@ export class Lake {
       const ext = f.localPath.split('.').pop() ?? 'bin';
       const key = dataFileKey(input.layer, input.dataset, input.date, writeId, i, ext);
       const sha256 = await sha256File(f.localPath);
-      await this.store.putFile(key, f.localPath);
+      const bytes = (await stat(f.localPath)).size;
+      await this.store.putFile(key, f.localPath, { move: !!f.movable });
       files.push({
         key,
         rows: f.rows,
-        bytes: (await stat(f.localPath)).size,
+        bytes,
         sha256,
         ...(input.slice ? { slice: input.slice } : {}),
         ...(input.slice && input.overlayKey ? { overlayKey: input.overlayKey } : {}),

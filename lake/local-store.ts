@@ -43,7 +43,18 @@ export class LocalObjectStore implements ObjectStore {
     return this.atomically(key, (tmp) => pipeline(body, createWriteStream(tmp)));
   }
 
-  putFile(key: string, localPath: string): Promise<void> {
+  async putFile(key: string, localPath: string, opts: { move?: boolean } = {}): Promise<void> {
+    if (opts.move) {
+      // A rename is atomic on its own; across filesystems the file is copied like any other.
+      const target = this.path(key);
+      await mkdir(dirname(target), { recursive: true });
+      try {
+        await rename(localPath, target);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      }
+    }
     return this.atomically(key, (tmp) => copyFile(localPath, tmp));
   }
 

@@ -52,7 +52,7 @@ export async function publishQuery(
     date: p.date,
     runId: p.runId,
     writeId: p.writeId,
-    files: [{ localPath: path, rows }],
+    files: [{ localPath: path, rows, movable: true }],
     schema,
     schemaVersion: p.schemaVersion,
     stats: p.stats ?? {},

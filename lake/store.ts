@@ -14,7 +14,11 @@ export interface ObjectStore {
   /** Human-readable location of a key (a path or an s3:// URI). */
   uri(key: string): string;
   putStream(key: string, body: Readable): Promise<void>;
-  putFile(key: string, localPath: string): Promise<void>;
+  /**
+   * Stores a local file. With `move`, the caller no longer needs the file: a store on the same filesystem may rename
+   * it into place instead of copying it.
+   */
+  putFile(key: string, localPath: string, opts?: { move?: boolean }): Promise<void>;
   putBytes(key: string, body: Uint8Array | string): Promise<void>;
   /** Returns null when the key does not exist. */
   getBytes(key: string): Promise<Buffer | null>;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -108,6 +108,17 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     expect((await readFile(local)).length).toBe(size);
   });
 
+  it('stores a file the caller gives up (move) with the same bytes, replacing what the key held', async () => {
+    const dir = tempDir('move');
+    const f = join(dir, 'staged.parquet');
+    writeFileSync(f, 'old');
+    await store.putFile('silver/move/x.parquet', f);
+    writeFileSync(f, 'staged bytes');
+    await store.putFile('silver/move/x.parquet', f, { move: true });
+    expect((await store.getBytes('silver/move/x.parquet'))?.toString()).toBe('staged bytes');
+    expect((await store.list('silver/move/')).map((o) => o.key)).toEqual(['silver/move/x.parquet']);
+  });
+
   it('rejects keys that escape the lake', async () => {
     await expect(store.putBytes('../outside.txt', 'x')).rejects.toThrow(/unsafe lake key/);
   });
@@ -202,5 +213,20 @@ describe.each(stores)('object store contract: %s', (_name, make) => {
     const m = await lake.readManifest('bronze', 'xapi', '2026-01-05');
     expect(m?.files.map((x) => x.originalName)).toEqual(['statements.jsonl']);
     expect((await store.getBytes(m!.files[0]!.key))?.toString()).toBe('{"id":1}\n');
+  });
+});
+
+describe('local store', () => {
+  it('takes a file given up with move by renaming it (no second copy left behind)', async () => {
+    const store = new LocalObjectStore(join(tempDir('store-move'), 'lake'));
+    const f = join(tempDir('move-src'), 'staged.parquet');
+    writeFileSync(f, 'bytes');
+    await store.putFile('gold/x/part.parquet', f, { move: true });
+    expect(existsSync(f)).toBe(false);
+    expect(readFileSync(await store.localCopy('gold/x/part.parquet'), 'utf8')).toBe('bytes');
+    // Without move the caller keeps its file.
+    writeFileSync(f, 'kept');
+    await store.putFile('gold/x/part.parquet', f);
+    expect(readFileSync(f, 'utf8')).toBe('kept');
   });
 });

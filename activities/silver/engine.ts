@@ -200,9 +200,24 @@ function readerSelects(def: SourceDefinition, files: SourceFile[]): { sql: strin
 }
 
 /**
+ * A file's number: its place among the landing's files in key order, so ordering by (file_no, line_no) is ordering by
+ * (file key, line). Rows carry the number; the key is written only into the outputs (`fileKeySql`).
+ */
+function fileNumbers(files: SourceFile[]): string[] {
+  return [...new Set(files.map((f) => f.key))].sort();
+}
+
+/** SQL for the file key of a `file_no` expression. */
+function fileKeySql(files: SourceFile[], fileNo: string): string {
+  return `([${fileNumbers(files)
+    .map((k) => quotedString(k))
+    .join(', ')}])[${fileNo} + 1]`;
+}
+
+/**
  * Loads every file's records into one table in file order (parallel readers keep it: insertion order is preserved),
  * so a record's file and number follow from its row id — no numbering pass over the rows. Returns the SQL of the
- * records with `rid`, `source_file` and `line_no` in front.
+ * records with `rid`, `file_no` and `line_no` in front.
  */
 async function loadRecords(
   conn: DuckDBConnection,
@@ -211,6 +226,7 @@ async function loadRecords(
   selects: { sql: string; first: number }[],
   where: string,
 ): Promise<string> {
+  const numbers = fileNumbers(files);
   const ranges: { key: string; start: number; end: number; first: number }[] = [];
   let start = 0;
   for (const [i, sel] of selects.entries()) {
@@ -223,7 +239,7 @@ async function loadRecords(
     ranges.length === 1
       ? f(ranges[0]!)
       : `CASE ${ranges.map((r) => `WHEN rowid < ${r.end} THEN ${f(r)}`).join(' ')} END`;
-  return `SELECT rowid AS rid, ${pick((r) => quotedString(r.key))} AS source_file,
+  return `SELECT rowid AS rid, ${pick((r) => String(numbers.indexOf(r.key)))} AS file_no,
       ${pick((r) => `rowid - ${r.start} + ${r.first}`)} AS line_no, * FROM ${table} ${where}`;
 }
 
@@ -298,6 +314,12 @@ export async function cleanSource(
   const rawSql = direct
     ? `to_json(struct_pack(${columns.map((c) => `${quotedIdentifier(c)} := ${quotedIdentifier(`c:${c}`)}`).join(', ')}))::VARCHAR`
     : 'raw';
+  // The timestamp as written, from the record as read (for reasons given after the checking pass).
+  const rawTs = direct
+    ? extract(ts.path)
+    : `coalesce(${paths(ts.path)
+        .map((p) => `json_extract_string(raw, ${quotedString(p)})`)
+        .join(', ')})`;
 
   const identityForm = def.identity
     .map((id) => {
@@ -311,19 +333,19 @@ export async function cleanSource(
     .join(', ');
 
   const xSql = direct
-    ? `SELECT rid, source_file, line_no, true AS is_object,
+    ? `SELECT rid, file_no, line_no, true AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
     FROM (${records})`
     : `
     WITH r AS (
-      SELECT rid, source_file, line_no, raw,
+      SELECT rid, file_no, line_no, raw,
         CASE WHEN coalesce(json_valid(raw), false) AND regexp_matches(raw, '^ *[{]') THEN raw END AS j
       FROM (${records})
     ),
-    e AS (SELECT rid, source_file, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
-    SELECT rid, source_file, line_no, raw, j IS NOT NULL AS is_object,
+    e AS (SELECT rid, file_no, line_no, raw, j, CASE WHEN j IS NOT NULL THEN json_extract_string(j, ${pathList}) END AS v FROM r)
+    SELECT rid, file_no, line_no, raw, j IS NOT NULL AS is_object,
       ${fields.map(([name, f]) => `${extract(f.path)} AS ${quotedIdentifier(`${name}__raw`)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${extract(ts.path)} AS ts_raw,
       coalesce(${identityForm}) AS identity_form
@@ -468,10 +490,10 @@ export async function cleanSource(
     typed AS (${typedSql}),
     checked AS (SELECT typed_row.*, ${indexCase} AS rule_index FROM typed typed_row)
     -- Only what the outputs need is kept: the raw record, typed fields, time, identity, verdict and key.
-    SELECT rid, source_file, line_no,
+    SELECT rid, file_no, line_no,
       ${fields.map(([name]) => `${quotedIdentifier(name)}, `).join('')}ts_utc,
       coalesce(explicit_offset, CAST(round((epoch(ts_local) - epoch(ts_utc)) / 60) AS INTEGER)) AS ts_offset_minutes,
-      student_key, course_id, ts_raw,
+      student_key, course_id,
       ([${checks.map((c) => quotedString(c.rule)).join(', ')}])[rule_index + 1] AS rule,
       ${fieldCase} AS field, ${reasonCase} AS reason, ${eventKey} AS event_key,
       CASE WHEN rule_index IS NULL THEN 1 END AS occurrence
@@ -480,7 +502,7 @@ export async function cleanSource(
   // ranked by file and line; then every key an earlier landing accepted is a repeat (occurrence 2). Earlier landings'
   // ids are streamed past this landing's keys (the smaller side is the one hashed).
   await conn.run(`UPDATE ${t('ranked')} k SET occurrence = r.rn FROM (
-      SELECT rid, row_number() OVER (PARTITION BY event_key ORDER BY source_file, line_no) AS rn
+      SELECT rid, row_number() OVER (PARTITION BY event_key ORDER BY file_no, line_no) AS rn
       FROM ${t('ranked')} WHERE rule IS NULL AND event_key IN (
         SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1)
     ) r WHERE k.rid = r.rid AND r.rn > 1`);
@@ -490,11 +512,12 @@ export async function cleanSource(
 
   // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
   // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names
-  // none). Rows with the same content share the verdict, so duplicates ranked above stay consistent.
+  // none). Rows with the same content share the verdict, so duplicates ranked above stay consistent. The reason,
+  // which quotes the timestamp as written, is filled in with the quarantine from the record as read.
   if (def.termCheck) {
     await conn.run(`UPDATE ${t('ranked')} r
       SET rule = 'out_of_term', field = 'timestamp', occurrence = NULL,
-        reason = 'timestamp ' || r.ts_raw || ' is outside the student''s enrolment'
+        reason = NULL
       FROM (
         SELECT student_key, course_id, day FROM (
           SELECT DISTINCT student_key, course_id, CAST(ts_utc AS DATE) AS day FROM ${t('ranked')} WHERE rule IS NULL) c
@@ -512,23 +535,20 @@ export async function cleanSource(
     const col = quotedIdentifier(name);
     const rows = (
       await conn.runAndReadAll(
-        `SELECT source_file, line_no, ${col} AS v FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1 AND ${col} IS NOT NULL`,
+        `SELECT rid, ${col} AS v FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1 AND ${col} IS NOT NULL`,
       )
     ).getRows();
     const maskTable = `${prefix}_mask_${name}`;
-    await conn.run(
-      `CREATE OR REPLACE TEMP TABLE ${quotedIdentifier(maskTable)} (source_file VARCHAR, line_no BIGINT, v VARCHAR)`,
-    );
+    await conn.run(`CREATE OR REPLACE TEMP TABLE ${quotedIdentifier(maskTable)} (rid BIGINT, v VARCHAR)`);
     const app = await conn.createAppender(maskTable, 'main', 'temp');
-    for (const [file, line, v] of rows) {
-      app.appendVarchar(String(file));
-      app.appendBigInt(BigInt(line as bigint));
+    for (const [rid, v] of rows) {
+      app.appendBigInt(BigInt(rid as bigint));
       app.appendVarchar(maskPersonalData(String(v), ctx.names));
       app.endRow();
     }
     app.closeSync();
     await conn.run(`UPDATE ${t('ranked')} r SET ${col} = m.v FROM ${quotedIdentifier(maskTable)} m
-      WHERE r.source_file = m.source_file AND r.line_no = m.line_no`);
+      WHERE r.rid = m.rid`);
     await conn.run(`DROP TABLE ${quotedIdentifier(maskTable)}`);
   }
   const outputFields = fields.map(([name]) => quotedIdentifier(name));
@@ -539,11 +559,13 @@ export async function cleanSource(
       CAST(ts_utc AS DATE) AS event_date,
       DATE ${quotedString(ctx.date)} AS landed_date,
       ${outputFields.join(', ')}${outputFields.length ? ',' : ''}
-      source_file, line_no AS source_line
+      ${fileKeySql(files, 'file_no')} AS source_file, line_no AS source_line
     FROM ${t('ranked')} WHERE rule IS NULL AND occurrence = 1`);
   // The record as read is joined back only for the rows that fail (carrying it through every row costs more).
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${t('quarantine')} AS
-    SELECT q.source_file, q.line_no, q.rule, q.field, q.reason, ${rawSql} AS raw
+    SELECT ${fileKeySql(files, 'q.file_no')} AS source_file, q.line_no, q.rule, q.field,
+      CASE WHEN q.rule = 'out_of_term' THEN 'timestamp ' || ${rawTs} || ' is outside the student''s enrolment' ELSE q.reason END AS reason,
+      ${rawSql} AS raw
     FROM (SELECT * FROM ${t('ranked')} WHERE rule IS NOT NULL) q
     JOIN ${t('raw')} r ON r.rowid = q.rid`);
   await conn.run(`DROP TABLE ${t('raw')}`);

@@ -129,6 +129,19 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     expect(lines[Number(ts.line_no) - 1]).toBe(ts.raw);
     const csv = await query(`SELECT * FROM ${await scan('quarantine', 'lms-csv', date)} WHERE rule = 'bad_type'`);
     expect(csv[0]).toMatchObject({ field: 'attempts', reason: 'field attempts "two" is not an integer' });
+    // Out-of-term reasons quote the timestamp as the record wrote it (JSON lines and CSV alike).
+    let outOfTerm = 0;
+    for (const source of ['xapi', 'lms-csv']) {
+      for (const d of gen.dates) {
+        const [r] = await query(`SELECT count(*) AS n,
+            count(*) FILTER (WHERE field <> 'timestamp' OR reason IS DISTINCT FROM
+              'timestamp ' || json_extract_string(raw, '$.timestamp') || ' is outside the student''s enrolment') AS wrong
+          FROM ${await scan('quarantine', source, d)} WHERE rule = 'out_of_term'`);
+        outOfTerm += Number(r!.n);
+        expect(Number(r!.wrong)).toBe(0);
+      }
+    }
+    expect(outOfTerm).toBeGreaterThan(0);
   });
 
   it('puts late events in the partition of the day they happened', async () => {

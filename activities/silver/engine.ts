@@ -253,7 +253,7 @@ export async function cleanSource(
   conn: DuckDBConnection,
   def: SourceDefinition,
   files: SourceFile[],
-  ctx: CleanContext,
+  context: CleanContext | Promise<CleanContext>,
   prefix: string,
 ): Promise<Reconciliation> {
   const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
@@ -300,6 +300,8 @@ export async function cleanSource(
       throw readFailure(def, files, again);
     }
   }
+  // Reading needs no roster: the context (identities, enrolments) may still be being built meanwhile.
+  const ctx = await context;
   const column = (p: string) => {
     const name = COLUMN_PATH.exec(p)![1]!;
     return columns.includes(name) ? quotedIdentifier(`c:${name}`) : 'NULL::VARCHAR';

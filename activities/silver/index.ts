@@ -69,7 +69,7 @@ async function silverForSource(
   dir: string,
   def: SourceDefinition,
   input: BuildSilverTablesInput,
-  roster: RosterLoad,
+  roster: Promise<RosterLoad>,
 ): Promise<{ rec: Reconciliation; partitions: PartitionRef[]; touched: string[]; notes: string[] }> {
   const table = silverTable(def.name);
   const { manifest, paths } = await deps.lake.localFiles('bronze', def.name, input.date);
@@ -95,14 +95,14 @@ async function silverForSource(
         conn,
         def,
         files,
-        {
+        roster.then((r) => ({
           date: input.date,
           futureBound: new Date(Date.parse(`${addDays(input.date, 1)}T00:00:00Z`) + skew).toISOString(),
-          identities: roster.tables.identities,
-          enrolments: roster.tables.enrolments,
+          identities: r.tables.identities,
+          enrolments: r.tables.enrolments,
           seen,
-          names: roster.names,
-        },
+          names: r.names,
+        })),
         prefix,
       )
     : { source: def.name, raw: 0, accepted: 0, duplicates: 0, quarantined: 0, late: 0, byRule: {} };
@@ -182,30 +182,35 @@ export function createSilverActivities(deps: ActivityDeps) {
         withWorkDir(deps, 'silver', (dir) =>
           (async () => {
             progress({ step: 'roster' });
-            const roster = await loadRoster(deps, input.date);
+            // The roster snapshot is built while the sources' files are being read (reading needs no roster).
+            const roster = loadRoster(deps, input.date);
             try {
               const base = { date: input.date, runId: input.runId, writeId: input.writeId };
               // The roster snapshot in force tonight, pseudonymous.
-              const snapshot = await deps.duck.withConnection(async (conn) => {
-                const out: PartitionRef[] = [];
-                for (const [dataset, table, orderBy, stats] of [
-                  ['students', roster.tables.students, 'student_key', { students: roster.students }],
-                  ['student_demographics', roster.tables.demographics, 'student_key', undefined],
-                  ['enrolments', roster.tables.enrolments, 'student_key, course_id', { enrolments: roster.enrolments }],
-                ] as const) {
-                  out.push(
-                    await publishTable(deps, conn, dir, {
-                      ...base,
-                      layer: 'silver',
-                      dataset,
-                      sql: `SELECT * FROM ${table}`,
-                      orderBy,
-                      ...(stats ? { stats } : {}),
-                    }),
-                  );
-                }
-                return out;
-              });
+              const snapshot = roster.then((r) =>
+                deps.duck.withConnection(async (conn) => {
+                  const out: PartitionRef[] = [];
+                  for (const [dataset, table, orderBy, stats] of [
+                    ['students', r.tables.students, 'student_key', { students: r.students }],
+                    ['student_demographics', r.tables.demographics, 'student_key', undefined],
+                    ['enrolments', r.tables.enrolments, 'student_key, course_id', { enrolments: r.enrolments }],
+                  ] as const) {
+                    out.push(
+                      await publishTable(deps, conn, dir, {
+                        ...base,
+                        layer: 'silver',
+                        dataset,
+                        sql: `SELECT * FROM ${table}`,
+                        orderBy,
+                        ...(stats ? { stats } : {}),
+                      }),
+                    );
+                  }
+                  return out;
+                }),
+              );
+              // Its failure is reported where it is awaited, after the sources have settled.
+              snapshot.catch(() => undefined);
               // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
               // single-threaded steps (a JSON document, a small table) overlap another's parallel ones.
               const results = await onConnections(
@@ -220,7 +225,7 @@ export function createSilverActivities(deps: ActivityDeps) {
                   return silverForSource(deps, conn, sub, def, input, roster);
                 },
               );
-              const partitions: PartitionRef[] = [...snapshot];
+              const partitions: PartitionRef[] = [...(await snapshot)];
               const reconciliation: Reconciliation[] = [];
               const touched = new Set<string>();
               const notes: string[] = [];
@@ -233,7 +238,10 @@ export function createSilverActivities(deps: ActivityDeps) {
               if (reconciliation.every((r) => r.raw === 0)) notes.push(`no event data landed for ${input.date}`);
               return { date: input.date, partitions, reconciliation, touchedDates: [...touched].sort(), notes };
             } finally {
-              roster.release();
+              await roster.then(
+                (r) => r.release(),
+                () => undefined,
+              );
             }
           })(),
         ),

@@ -256,6 +256,8 @@ export async function cleanSource(
   context: CleanContext | Promise<CleanContext>,
   prefix: string,
 ): Promise<Reconciliation> {
+  // Awaited once the files are read; a failure to build it is thrown there, not reported as unhandled meanwhile.
+  if (context instanceof Promise) context.catch(() => undefined);
   const t = (name: string) => quotedIdentifier(`${prefix}_${name}`);
   const fields = Object.entries(def.fields);
   const ts = def.timestamp;

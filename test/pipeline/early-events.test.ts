@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -45,5 +45,25 @@ describe('a late event dated before the lake’s first night', () => {
     expect(day?.rowCount).toBe(1);
     expect(await deps.lake.readManifest('silver', 'student_day', addDays(START, -1))).toBeNull();
     expect(await deps.lake.readManifest('gold', 'student_features', addDays(START, -1))).toBeNull();
+  });
+});
+
+describe('a landing without any roster', () => {
+  const cfg = testConfig();
+  const d2 = createDeps(cfg);
+  const a2 = createActivities(d2);
+  afterAll(() => d2.duck.close());
+
+  it('fails non-retryably, naming the fix, after reading its sources, and commits no silver', async () => {
+    await generate({ out: cfg.inbox, students: 10, days: 1, start: START, seed: 9 });
+    rmSync(join(cfg.inbox, `dt=${START}`, 'roster'), { recursive: true });
+    await a2.landBronzeFiles({ date: START, runId: 'r' });
+    const err = await a2.buildSilverTables({ date: START, runId: 'r', writeId: 'w' }).then(
+      () => null,
+      (e: unknown) => e as { message: string; nonRetryable?: boolean },
+    );
+    expect(err?.message).toMatch(/no roster in bronze on or before 2026-04-06: ingest one with edlake ingest/);
+    expect(err?.nonRetryable).toBe(true);
+    expect(await d2.lake.listDatasets('silver')).toEqual([]);
   });
 });

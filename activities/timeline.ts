@@ -213,20 +213,8 @@ async function alignDate(
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE student_day AS
     WITH roster AS (SELECT DISTINCT student_key FROM ${parquetScan(students)} ${only}),
-    grid AS (
-      SELECT DISTINCT e.student_key, e.course_id FROM enrol e
-      WHERE DATE ${d} BETWEEN e.start_date AND e.end_date AND e.student_key IN (SELECT student_key FROM roster)
-      UNION
-      -- Accepted events outside the enrolment dates (the contract's one-day tolerance) or without a course still
-      -- count: their student and course get the day.
-      SELECT DISTINCT student_key, course_id FROM tl WHERE student_key IN (SELECT student_key FROM roster)
-      UNION
-      -- Students without any enrolment still get their day, under the courses their events name (or none).
-      SELECT r.student_key, t.course_id FROM roster r
-      LEFT JOIN (SELECT DISTINCT student_key, course_id FROM tl) t USING (student_key)
-      WHERE r.student_key NOT IN (SELECT student_key FROM enrol)
-    ),
-    agg AS (
+    -- Every (student, course) with events, once: the grid takes its pairs from here.
+    agg AS MATERIALIZED (
       SELECT student_key, course_id,
         count(*) AS events,
         count(*) FILTER (WHERE modality = 'activity') AS activity_events,
@@ -250,6 +238,19 @@ async function alignDate(
         count(DISTINCT session_no) FILTER (WHERE modality <> 'assessment') AS sessions,
         round(avg(attention), 6) AS attention
       FROM tl GROUP BY ALL
+    ),
+    grid AS (
+      SELECT DISTINCT e.student_key, e.course_id FROM enrol e
+      WHERE DATE ${d} BETWEEN e.start_date AND e.end_date AND e.student_key IN (SELECT student_key FROM roster)
+      UNION
+      -- Accepted events outside the enrolment dates (the contract's one-day tolerance) or without a course still
+      -- count: their student and course get the day.
+      SELECT student_key, course_id FROM agg WHERE student_key IN (SELECT student_key FROM roster)
+      UNION
+      -- Students without any enrolment still get their day, under the courses their events name (or none).
+      SELECT r.student_key, t.course_id FROM roster r
+      LEFT JOIN (SELECT student_key, course_id FROM agg) t USING (student_key)
+      WHERE r.student_key NOT IN (SELECT student_key FROM enrol)
     ),
     sm AS (SELECT s.student_key, t.course_id, round(sum(s.minutes), 6) AS session_minutes
       FROM sess s JOIN (SELECT DISTINCT student_key, session_no, course_id FROM tl) t USING (student_key, session_no) GROUP BY ALL),

@@ -381,13 +381,18 @@ export async function cleanSource(
       : quotedIdentifier(`${def.course.field}__raw`)
     : 'NULL::VARCHAR';
 
+  // Only the identity kinds the source names are hashed for the lookup (a smaller table to probe).
+  const kinds = [...new Set(def.identity.map((id) => id.kind))];
+  const identities = `(SELECT identity, student_key FROM ${ctx.identities} WHERE ${kinds
+    .map((k) => `starts_with(identity, ${quotedString(`${k}:`)})`)
+    .join(' OR ')})`;
   const typedSql = `
     SELECT x.*,
       ${fields.map(([name, f]) => `${typed(name, f)} AS ${quotedIdentifier(name)}`).join(',\n      ')}${fields.length ? ',' : ''}
       ${tsUtcSql} AS ts_utc,
       i.student_key,
       ${courseSql} AS course_id
-    FROM t0 x LEFT JOIN ${ctx.identities} i ON i.identity = x.identity_form
+    FROM t0 x LEFT JOIN ${identities} i ON i.identity = x.identity_form
     ${zoned ? `LEFT JOIN zone z ON z.minute = date_trunc('minute', x.ts_local)` : ''}`;
 
   // The contract: the first failing rule names the row's quarantine reason and field.

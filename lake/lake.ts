@@ -17,7 +17,7 @@ import {
   partitionPrefix,
 } from './paths.js';
 import { S3ObjectStore } from './s3-store.js';
-import type { ObjectStore } from './store.js';
+import { FILE_CHUNK, type ObjectStore } from './store.js';
 
 export interface StagedFile {
   localPath: string;
@@ -47,12 +47,9 @@ export interface PublishInput {
   overlayKey?: string;
 }
 
-/** Read in 1 MiB chunks: with the stream default of 64 KiB, per-chunk overhead made hashing four times slower. */
-const HASH_CHUNK = 1 << 20;
-
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
-  await pipeline(createReadStream(path, { highWaterMark: HASH_CHUNK }), hash);
+  await pipeline(createReadStream(path, { highWaterMark: FILE_CHUNK }), hash);
   return hash.digest('hex');
 }
 

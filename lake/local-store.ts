@@ -4,7 +4,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
-import { assertSafeKey, ObjectNotFoundError, type ObjectInfo, type ObjectStore } from './store.js';
+import { assertSafeKey, FILE_CHUNK, ObjectNotFoundError, type ObjectInfo, type ObjectStore } from './store.js';
 
 /**
  * The embedded lake: a folder on the local filesystem. Writes go to a temporary sibling and are renamed into place,
@@ -74,7 +74,7 @@ export class LocalObjectStore implements ObjectStore {
   async getStream(key: string): Promise<Readable> {
     const p = this.path(key);
     if (!(await this.exists(key))) throw new ObjectNotFoundError(key);
-    return createReadStream(p);
+    return createReadStream(p, { highWaterMark: FILE_CHUNK });
   }
 
   async getFile(key: string, localPath: string): Promise<number> {

@@ -17,6 +17,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import {
   assertSafeKey,
+  FILE_CHUNK,
   ObjectNotFoundError,
   type ObjectInfo,
   type ObjectStore,
@@ -111,7 +112,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   putFile(key: string, localPath: string): Promise<void> {
-    return this.putStream(key, createReadStream(localPath));
+    return this.putStream(key, createReadStream(localPath, { highWaterMark: FILE_CHUNK }));
   }
 
   putBytes(key: string, body: Uint8Array | string): Promise<void> {

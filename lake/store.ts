@@ -1,5 +1,11 @@
 import type { Readable } from 'node:stream';
 
+/**
+ * Chunk size for streaming files (checksums, uploads, reads, gunzip): with the streams' 16–64 KiB defaults, per-chunk
+ * overhead cost three to four times the CPU.
+ */
+export const FILE_CHUNK = 1 << 20;
+
 export interface ObjectInfo {
   key: string;
   size: number;

@@ -2,9 +2,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { FILE_CHUNK } from '../../lake/store.js';
 import type { SourceFile } from './engine.js';
-
-const CHUNK = 1 << 20;
 
 /**
  * Gunzips `.gz` bronze files into the work folder (streaming) so every reader sees plain bytes. A truncated gzip
@@ -24,11 +23,10 @@ export async function gunzipFiles(
     }
     const path = join(dir, `gunzip-${i}-${f.key.split('/').pop()!.slice(0, -3)}`);
     try {
-      // 1 MiB chunks throughout: a third of the CPU of the streams' 16–64 KiB defaults.
       await pipeline(
-        createReadStream(f.path, { highWaterMark: CHUNK }),
-        createGunzip({ chunkSize: CHUNK }),
-        createWriteStream(path, { highWaterMark: CHUNK }),
+        createReadStream(f.path, { highWaterMark: FILE_CHUNK }),
+        createGunzip({ chunkSize: FILE_CHUNK }),
+        createWriteStream(path, { highWaterMark: FILE_CHUNK }),
       );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

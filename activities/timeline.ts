@@ -1,6 +1,6 @@
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
-import { parquetScan } from '../lake/duck.js';
+import { parquetScan, toNumber } from '../lake/duck.js';
 import { publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
@@ -149,12 +149,20 @@ async function alignDate(
     ) c ON c.student_key = u.student_key`,
   );
 
+  // A partial realignment touches a few students: their events are read out of the day's files once, into a table
+  // (a full one reads the files twice rather than copy every event).
+  if (partial) {
+    await conn.run(`CREATE OR REPLACE TEMP TABLE ev_part AS SELECT * FROM ev`);
+    await conn.run(`CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_part`);
+  }
+
   const sensor = (await deps.lake.localFiles('silver', 'sensor', date)).paths;
   await conn.run(
     sensor.length
       ? `CREATE OR REPLACE TEMP TABLE sens AS SELECT student_key, ts_utc, heart_rate, attention FROM ${parquetScan(sensor)} ${only}`
       : `CREATE OR REPLACE TEMP TABLE sens AS SELECT NULL::VARCHAR AS student_key, NULL::TIMESTAMP AS ts_utc, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention LIMIT 0`,
   );
+  const sensed = toNumber((await conn.runAndReadAll('SELECT count(*) FROM sens')).getRows()[0]![0]) > 0;
 
   // Sessions and the sensor as-of join run on a narrow projection (row id, student, time): the window sorts then
   // carry three columns instead of the whole event, and the result joins back by row id. Events at the same instant
@@ -167,12 +175,15 @@ async function alignDate(
       SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
         OVER (PARTITION BY student_key ORDER BY ts_utc RANGE UNBOUNDED PRECEDING) AS session_no FROM g
     ),
-    j AS (
-      SELECT s.rid, s.session_no,
+    j AS (${
+      sensed
+        ? `SELECT s.rid, s.session_no,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.heart_rate END AS heart_rate,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
-      FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
-    )
+      FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc`
+        : // No samples that day: nothing to join.
+          `SELECT rid, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s`
+    })
     SELECT ev.* EXCLUDE (rid), CAST(j.session_no AS INTEGER) AS session_no, j.heart_rate, j.attention
     FROM ev JOIN j ON j.rid = ev.rid`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
@@ -305,7 +316,7 @@ async function alignDate(
     }),
   );
   for (const v of ['timeline', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
-  for (const t of ['enrol', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
+  for (const t of ['ev_part', 'enrol', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
   }
   return out;

@@ -54,6 +54,9 @@ export interface SourceFile {
 
 const SEP = '\\x1f';
 
+/** Days before the landing date whose minutes get a precomputed UTC offset (zone-less sources; see `cleanSource`). */
+const ZONE_DAYS_BEFORE = 7;
+
 /**
  * Reader options for long lines: DuckDB's CSV reader stops at 2 MB per line by default; a file with longer lines (one
  * huge record) gets a line limit and buffer to match its size, so the record is read (and judged by the contract).
@@ -122,7 +125,8 @@ function typed(col: string, f: FieldDefinition): string {
     case 'VARCHAR':
       return raw;
     case 'BOOLEAN':
-      return `CASE WHEN lower(trim(${raw})) IN ('true', '1', 'yes', 't', 'y') THEN true WHEN lower(trim(${raw})) IN ('false', '0', 'no', 'f', 'n') THEN false END`;
+      // One CASE on the value (an IN list here is planned as two joins against constant tables).
+      return `CASE lower(trim(${raw})) ${['true', '1', 'yes', 't', 'y'].map((v) => `WHEN '${v}' THEN true`).join(' ')} ${['false', '0', 'no', 'f', 'n'].map((v) => `WHEN '${v}' THEN false`).join(' ')} END`;
     default:
       return `try_cast(trim(${raw}) AS ${f.type})`;
   }
@@ -366,13 +370,15 @@ export async function cleanSource(
         CASE WHEN p.zone = 'Z' THEN 0 WHEN p.sign <> '' THEN (CASE WHEN p.sign = '-' THEN -1 ELSE 1 END) *
           (CAST(p.hh AS INTEGER) * 60 + coalesce(try_cast(nullif(p.mm, '') AS INTEGER), 0)) END AS explicit_offset
       FROM (SELECT *, regexp_extract(trim(ts_raw), ${isoRe}, ['base', 'zone', 'sign', 'hh', 'mm']) AS p FROM x) x`;
-  // Zone-less local times: the time-zone database is asked once per distinct local minute (offsets change on
-  // minute boundaries), not once per row.
+  // Zone-less local times: the time-zone database is asked once per minute of the days around the landing (offsets
+  // change on minute boundaries) and looked up from there; a time outside them (an old late event) asks it itself.
   const zoned = ts.timezone !== 'UTC';
-  const tsUtcSql = `CASE WHEN explicit_offset IS NOT NULL THEN ts_local - to_minutes(explicit_offset) ELSE ${zoned ? 'ts_local + z.zone_offset' : 'ts_local'} END`;
+  const tsUtcSql = `CASE WHEN explicit_offset IS NOT NULL THEN ts_local - to_minutes(explicit_offset) ELSE ${
+    zoned ? `ts_local + coalesce(z.zone_offset, ${toUtc('ts_local')} - ts_local)` : 'ts_local'
+  } END`;
   const zoneCte = zoned
-    ? `zone AS (SELECT minute, ${toUtc('minute')} - minute AS zone_offset
-        FROM (SELECT DISTINCT date_trunc('minute', ts_local) AS minute FROM t0 WHERE explicit_offset IS NULL AND ts_local IS NOT NULL)),`
+    ? `zone AS (SELECT range AS minute, ${toUtc('range')} - range AS zone_offset
+        FROM range(DATE ${quotedString(ctx.date)} - INTERVAL ${ZONE_DAYS_BEFORE} DAY, DATE ${quotedString(ctx.date)} + INTERVAL 2 DAY, INTERVAL 1 MINUTE)),`
     : '';
 
   const courseSql = def.course
@@ -483,8 +489,9 @@ export async function cleanSource(
       reason: `CASE WHEN identity_form IS NULL THEN 'no student identity in the record' ELSE 'student identity matches no roster entry' END`,
     },
   );
-  const fieldCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.field}`).join(' ')} END`;
-  const reasonCase = `CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END`;
+  // Most rows pass: the per-rule branches are only evaluated for the rows that failed.
+  const fieldCase = `CASE WHEN rule_index IS NOT NULL THEN CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.field}`).join(' ')} END END`;
+  const reasonCase = `CASE WHEN rule_index IS NOT NULL THEN CASE ${checks.map((c, i) => `WHEN rule_index = ${i} THEN ${c.reason}`).join(' ')} END END`;
   const indexCase = `CASE ${checks.map((c, i) => `WHEN ${c.when} THEN ${i}`).join(' ')} END`;
 
   // Without an id field, an event is its content once resolved: the same student, instant and field values as

@@ -168,7 +168,7 @@ async function alignDate(
   // carry three columns instead of the whole event, and the result joins back by row id. Events at the same instant
   // are peers: one of them carries the gap to the previous instant, and the running count over a RANGE frame gives
   // all of them the same session whatever their order, so no tie-breaker has to be sorted.
-  await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
+  await conn.run(`CREATE OR REPLACE TEMP TABLE tl_keys AS
     WITH k AS (SELECT rid, student_key, ts_utc FROM ev),
     g AS (SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc)) AS gap_s FROM k),
     s AS (
@@ -184,8 +184,12 @@ async function alignDate(
         : // No samples that day: nothing to join.
           `SELECT rid, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s`
     })
-    SELECT ev.* EXCLUDE (rid), CAST(j.session_no AS INTEGER) AS session_no, j.heart_rate, j.attention
-    FROM ev JOIN j ON j.rid = ev.rid`);
+    SELECT rid, CAST(session_no AS INTEGER) AS session_no, heart_rate, attention FROM j`);
+  // The join back builds its hash table on the narrow side (planned on estimates, an as-of join's output can look far
+  // larger than the events and make the wide events the side that is hashed).
+  await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
+    SELECT ev.* EXCLUDE (rid), j.session_no, j.heart_rate, j.attention
+    FROM ev JOIN tl_keys j ON j.rid = ev.rid`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
     SELECT student_key, session_no, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
@@ -316,7 +320,18 @@ async function alignDate(
     }),
   );
   for (const v of ['timeline', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
-  for (const t of ['ev_part', 'enrol', 'sens', 'tl', 'sess', 'study', 'watched', 'student_day', 'affected']) {
+  for (const t of [
+    'ev_part',
+    'tl_keys',
+    'enrol',
+    'sens',
+    'tl',
+    'sess',
+    'study',
+    'watched',
+    'student_day',
+    'affected',
+  ]) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
   }
   return out;

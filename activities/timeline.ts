@@ -1,7 +1,8 @@
+import { join } from 'node:path';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan, toNumber } from '../lake/duck.js';
-import { publishQuery } from '../lake/publish-query.js';
+import { copyToParquet, publishFile, publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
 
@@ -77,6 +78,9 @@ const MODALITIES: { table: string; modality: string; select: string }[] = [
       NULL::TIMESTAMP AS due_at, len(string_split(trim(text), ' ')) AS words`,
   },
 ];
+
+/** Where assessments sit in MODALITIES: a timeline row id carries its modality's index above bit 48. */
+const assessmentModalities = MODALITIES.flatMap((m, i) => (m.modality === 'assessment' ? [i] : [])).join(', ');
 
 /**
  * Aligns one event date: `silver/timeline` (every modality on one timeline per student, sessionized, each event
@@ -177,32 +181,34 @@ async function alignDate(
     ),
     j AS (${
       sensed
-        ? `SELECT s.rid, s.session_no,
+        ? `SELECT s.rid, s.student_key, s.ts_utc, s.session_no,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.heart_rate END AS heart_rate,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
       FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc`
         : // No samples that day: nothing to join.
-          `SELECT rid, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s`
+          `SELECT rid, student_key, ts_utc, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s`
     })
-    SELECT rid, CAST(session_no AS INTEGER) AS session_no, heart_rate, attention FROM j`);
-  // The join back builds its hash table on the narrow side (planned on estimates, an as-of join's output can look far
-  // larger than the events and make the wide events the side that is hashed).
-  await conn.run(`CREATE OR REPLACE TEMP TABLE tl AS
-    SELECT ev.* EXCLUDE (rid), j.session_no, j.heart_rate, j.attention
-    FROM ev JOIN tl_keys j ON j.rid = ev.rid`);
+    SELECT rid, student_key, ts_utc, CAST(session_no AS INTEGER) AS session_no, heart_rate, attention,
+      rid // ${2 ** 48} IN (${assessmentModalities}) AS is_assessment
+    FROM j`);
   // Each submission is tied to the last study session (non-assessment events) that ended before it.
   await conn.run(`CREATE OR REPLACE TEMP TABLE sess AS
     SELECT student_key, session_no, min(ts_utc) AS started, max(ts_utc) AS ended, epoch(max(ts_utc) - min(ts_utc)) / 60 AS minutes
-    FROM tl WHERE modality <> 'assessment' GROUP BY ALL`);
+    FROM tl_keys WHERE NOT is_assessment GROUP BY ALL`);
   await conn.run(`CREATE OR REPLACE TEMP TABLE study AS
-    SELECT a.event_id, p.session_no AS study_session_no
-    FROM (SELECT event_id, student_key, ts_utc FROM tl WHERE modality = 'assessment') a
+    SELECT a.rid, p.session_no AS study_session_no
+    FROM (SELECT rid, student_key, ts_utc FROM tl_keys WHERE is_assessment) a
     ASOF LEFT JOIN sess p ON a.student_key = p.student_key AND a.ts_utc >= p.ended`);
-  // The timeline is written straight from this join (see below); later steps read `tl`.
-  await conn.run(`CREATE OR REPLACE TEMP VIEW timeline AS
-    SELECT tl.*, NULL::INTEGER AS study_session_no FROM tl WHERE modality <> 'assessment'
-    UNION ALL
-    SELECT tl.*, s.study_session_no FROM tl LEFT JOIN study s ON s.event_id = tl.event_id WHERE tl.modality = 'assessment'`);
+  // The timeline is written straight from the join back (which hashes the narrow side), into the file that is then
+  // committed; the day's aggregates read that file instead of a copy of every event held in memory.
+  const timelineFile = join(dir, `silver-timeline-${date}${partial ? `-realigned_${input.landingDate}` : ''}.parquet`);
+  const timelineRows = await copyToParquet(
+    conn,
+    `SELECT ev.* EXCLUDE (rid), j.session_no, j.heart_rate, j.attention, s.study_session_no
+    FROM ev JOIN tl_keys j ON j.rid = ev.rid LEFT JOIN study s ON s.rid = ev.rid`,
+    timelineFile,
+  );
+  await conn.run(`CREATE OR REPLACE TEMP VIEW tl AS SELECT * FROM ${parquetScan([timelineFile])}`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
@@ -294,13 +300,14 @@ async function alignDate(
   // (readers resolve it with partitionScan) instead of copying everyone else's rows; the small student_day
   // partition is rewritten whole.
   out.push(
-    await publishQuery(deps.lake, conn, dir, {
+    await publishFile(deps.lake, conn, {
       layer: 'silver',
       dataset: 'timeline',
       date,
       runId: input.runId,
       writeId: input.writeId,
-      sql: 'SELECT * FROM timeline',
+      path: timelineFile,
+      rows: timelineRows,
       schemaVersion: TIMELINE_SCHEMA_VERSION,
       ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
     }),
@@ -319,7 +326,7 @@ async function alignDate(
       schemaVersion: TIMELINE_SCHEMA_VERSION,
     }),
   );
-  for (const v of ['timeline', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
+  for (const v of ['tl', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
   for (const t of [
     'ev_part',
     'tl_keys',

@@ -23,6 +23,57 @@ export interface PublishQueryInput {
   overlayKey?: string;
 }
 
+/** How every lake file is written; returns the number of rows. */
+export async function copyToParquet(conn: DuckDBConnection, sql: string, path: string): Promise<number> {
+  // zstd at level 1: about three quarters of the write time of the default level for files a third larger. Format
+  // version 2 pages (delta and byte-stream-split encodings) take a sixth less CPU to write than version 1, read
+  // faster and are smaller; DuckDB, Arrow (pyarrow, polars) and Spark 3 read them.
+  const copied = await conn.runAndReadAll(
+    `COPY (${sql}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2)`,
+  );
+  return toNumber(copied.getRows()[0]![0]);
+}
+
+export type PublishFileInput = Omit<PublishQueryInput, 'sql' | 'orderBy'> & {
+  /** A parquet file written by `copyToParquet` in a work folder; the lake takes it over (it is moved, not copied). */
+  path: string;
+  rows: number;
+};
+
+/** The columns and types of a relation (DESCRIBE only binds the query). */
+async function describe(conn: DuckDBConnection, relation: string): Promise<{ name: string; type: string }[]> {
+  return (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM ${relation})`))
+    .getRows()
+    .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
+}
+
+/**
+ * Commits a parquet file already written as a lake partition (or slice); its schema is the one given (the query's
+ * types) or read from the file.
+ */
+export async function publishFile(
+  lake: Lake,
+  conn: DuckDBConnection,
+  p: PublishFileInput,
+  schema?: { name: string; type: string }[],
+): Promise<PartitionRef> {
+  schema ??= await describe(conn, `read_parquet(${quotedString(p.path)})`);
+  const m = await lake.publishPartition({
+    layer: p.layer,
+    dataset: p.dataset,
+    date: p.date,
+    runId: p.runId,
+    writeId: p.writeId,
+    files: [{ localPath: p.path, rows: p.rows, movable: true }],
+    schema,
+    schemaVersion: p.schemaVersion,
+    stats: p.stats ?? {},
+    ...(p.slice ? { slice: p.slice } : {}),
+    ...(p.overlayKey ? { overlayKey: p.overlayKey } : {}),
+  });
+  return { ...lake.ref(m), rowsWritten: p.rows };
+}
+
 /**
  * Writes a DuckDB query to a parquet file in the work folder (no intermediate table; COPY reports the row count,
  * DESCRIBE only binds) and commits it as a lake partition.
@@ -38,28 +89,7 @@ export async function publishQuery(
     `${p.layer}-${p.dataset}-${p.date}${p.slice ? `-${p.slice.replace(/[^A-Za-z0-9-]/g, '_')}` : ''}.parquet`,
   );
   const query = `SELECT * FROM (${p.sql})${p.orderBy ? ` ORDER BY ${p.orderBy}` : ''}`;
-  // zstd at level 1: about three quarters of the write time of the default level for files a third larger. Format
-  // version 2 pages (delta and byte-stream-split encodings) take a sixth less CPU to write than version 1, read
-  // faster and are smaller; DuckDB, Arrow (pyarrow, polars) and Spark 3 read them.
-  const copied = await conn.runAndReadAll(
-    `COPY (${query}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2)`,
-  );
-  const rows = toNumber(copied.getRows()[0]![0]);
-  const schema = (await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM (${p.sql}))`))
-    .getRows()
-    .map((r) => ({ name: String(r[0]), type: String(r[1]) }));
-  const m = await lake.publishPartition({
-    layer: p.layer,
-    dataset: p.dataset,
-    date: p.date,
-    runId: p.runId,
-    writeId: p.writeId,
-    files: [{ localPath: path, rows, movable: true }],
-    schema,
-    schemaVersion: p.schemaVersion,
-    stats: p.stats ?? {},
-    ...(p.slice ? { slice: p.slice } : {}),
-    ...(p.overlayKey ? { overlayKey: p.overlayKey } : {}),
-  });
-  return { ...lake.ref(m), rowsWritten: rows };
+  const rows = await copyToParquet(conn, query, path);
+  const { sql, ...rest } = p;
+  return publishFile(lake, conn, { ...rest, path, rows }, await describe(conn, `(${sql})`));
 }

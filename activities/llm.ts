@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import type { Config } from '../config/index.js';
 
 /** A JSON answer from the language model, or why there is none (the caller falls back to its template). */
@@ -6,11 +6,15 @@ export type JsonAnswer = { ok: true; value: unknown } | { ok: false; reason: str
 
 const clients = new WeakMap<Config['llm'], Anthropic>();
 
-/** One client per configuration: its key, endpoint, timeout and retries (the SDK retries 429, 5xx and timeouts). */
-function client(llm: Config['llm']): Anthropic {
+/**
+ * One client per configuration: its key, endpoint, timeout and retries (the SDK retries 429, 5xx and timeouts). The
+ * SDK is loaded on first use, so processes that never call the model do not pay for loading it.
+ */
+async function client(llm: Config['llm']): Promise<Anthropic> {
   let c = clients.get(llm);
   if (!c) {
-    c = new Anthropic({
+    const { default: AnthropicClient } = await import('@anthropic-ai/sdk');
+    c = new AnthropicClient({
       apiKey: llm.apiKey,
       ...(llm.baseUrl ? { baseURL: llm.baseUrl } : {}),
       timeout: llm.timeoutMs,
@@ -33,7 +37,9 @@ export async function askForJson(
   if (!config.llm.apiKey) return { ok: false, reason: 'no language model key is set' };
   let text: string;
   try {
-    const res = await client(config.llm).messages.create({
+    const res = await (
+      await client(config.llm)
+    ).messages.create({
       model: config.llm.model,
       max_tokens: config.llm.maxTokens,
       system: request.system,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Encoder } from '../activities/embeddings/encoder.js';
 import { kmeansSeeded } from '../activities/models/cluster.js';
+import { loadMl } from '../activities/models/ml.js';
 import { loadConfig } from '../config/index.js';
 import { modelDir } from '../scripts/model.js';
 import { peersPython } from './python.js';
@@ -24,6 +25,7 @@ const texts = Array.from(
     `practised ${i % 17} problems, ${(i * 7) % 100}% correct | watched lecture ${i % 12}, ${(i * 13) % 100}% | wrote ${i % 3} replies in the forum`,
 );
 writeFileSync(join(work, 'texts.json'), JSON.stringify(texts));
+await loadMl();
 const enc = await Encoder.open(config);
 await enc.embed(texts.slice(0, 64));
 let t = process.hrtime.bigint();

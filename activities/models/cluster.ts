@@ -1,6 +1,4 @@
-import densityClustering from 'density-clustering';
-import { agnes } from 'ml-hclust';
-import { kmeans } from 'ml-kmeans';
+import { ml } from './ml.js';
 
 /** Rows used to place k-means seeds, and to fit the quadratic-cost clusterers (hierarchical, DBSCAN). */
 const SAMPLE_ROWS = 2000;
@@ -56,6 +54,7 @@ export function assignClusters(model: ClusterModel, rows: number[][]): number[] 
  * spaced sample of the rows, and Lloyd iterations over all rows start from the centres it found.
  */
 export function kmeansSeeded(rows: number[][], k: number, seed: number): { clusters: number[]; centroids: number[][] } {
+  const { kmeans } = ml();
   const start = kmeans(sampleRows(rows), k, { seed, initialization: 'kmeans++', maxIterations: 100 }).centroids;
   const r = kmeans(rows, k, { seed, initialization: start, maxIterations: 100 });
   return { clusters: r.clusters, centroids: r.centroids };
@@ -64,7 +63,7 @@ export function kmeansSeeded(rows: number[][], k: number, seed: number): { clust
 /** Ward-linkage agglomerative clustering (ml-hclust) of a sample, cut into k groups; all rows by nearest centroid. */
 export function hierarchical(rows: number[][], k: number): ClusterModel {
   const sample = sampleRows(rows);
-  const tree = agnes(sample, { method: 'ward' });
+  const tree = ml().agnes(sample, { method: 'ward' });
   const groups = tree.group(k).children.map((c) => c.indices());
   return { algorithm: 'hierarchical', centroids: means(sample, groups) };
 }
@@ -83,7 +82,7 @@ export function dbscan(rows: number[][], minPts = 10, eps?: number): ClusterMode
         .sort((a, b) => a - b);
       return Math.sqrt(kd[Math.floor(kd.length * 0.9)] ?? 1);
     })();
-  const db = new densityClustering.DBSCAN();
+  const db = new (ml().DBSCAN)();
   const clusters = db.run(sample, radius, minPts, (p, q) => Math.sqrt(dist2(p, q)));
   const cores = clusters.flatMap((members, c) => members.map((i) => ({ point: sample[i]!, cluster: c })));
   return { algorithm: 'dbscan', centroids: means(sample, clusters), cores, eps: radius };

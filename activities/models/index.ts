@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
-import { PCA } from 'ml-pca';
-import { RandomForestClassifier } from 'ml-random-forest';
+import type { PCA } from 'ml-pca';
 import type { PartitionRef } from '../../lake/manifest.js';
 import { parquetScan, partitionScan, rowsTable } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
@@ -11,6 +10,7 @@ import { ErrorType, nonRetryable } from '../errors.js';
 import { FEATURES } from '../features.js';
 import { describeSegments } from './describe.js';
 import { assignClusters, type ClusterModel, dbscan, hierarchical, kmeansSeeded } from './cluster.js';
+import { loadMl, ml } from './ml.js';
 import { type ModelCard, type ModelName, ModelRegistry } from './registry.js';
 import {
   adjustedRandIndex,
@@ -429,7 +429,7 @@ export function createModelActivities(deps: ActivityDeps) {
   function riskScores(a: RiskArtifact, students: Student[]): Float64Array {
     const { x } = prepare(students, a.pre.features, a.pre);
     if (a.algorithm === 'random_forest') {
-      const rf = RandomForestClassifier.load(a.forest as never);
+      const rf = ml().RandomForestClassifier.load(a.forest as never);
       return Float64Array.from(
         rf.predictProbability(
           x.map((r) => Array.from(r)),
@@ -450,7 +450,7 @@ export function createModelActivities(deps: ActivityDeps) {
       const neg = train.map((_, i) => i).filter((i) => !y[i]);
       const [few, many] = pos.length < neg.length ? [pos, neg] : [neg, pos];
       const rows = [...many, ...Array.from({ length: many.length }, (_, k) => few[k % Math.max(1, few.length)]!)];
-      const rf = new RandomForestClassifier({ nEstimators: 100, seed: 7, maxFeatures: 0.3, replacement: true });
+      const rf = new (ml().RandomForestClassifier)({ nEstimators: 100, seed: 7, maxFeatures: 0.3, replacement: true });
       rf.train(
         rows.map((i) => Array.from(x[i]!)),
         rows.map((i) => y[i]!),
@@ -501,7 +501,7 @@ export function createModelActivities(deps: ActivityDeps) {
     let embeddingScaler = a?.embeddingScaler ?? { mean: [], std: [] };
     let rows = x.map((r) => Array.from(r));
     if (withEmb && students.length > EMBEDDING_DIMS + 1) {
-      pca = a ? PCA.load(a.pca as never) : new PCA(students.map((s) => s.embedding!));
+      pca = a ? ml().PCA.load(a.pca as never) : new (ml().PCA)(students.map((s) => s.embedding!));
       const proj = pca
         .predict(
           students.map((s) => s.embedding!),
@@ -630,6 +630,7 @@ export function createModelActivities(deps: ActivityDeps) {
      * (metrics, fairness audit, training window, feature-schema hash, inputs). Idempotent per model, date and reason.
      */
     async trainChallenger(input: TrainInput): Promise<TrainOutput> {
+      await loadMl();
       await faultHold(deps, 'trainChallenger');
       return withHeartbeat(() =>
         deps.duck.withConnection(async (conn) => {
@@ -759,6 +760,7 @@ export function createModelActivities(deps: ActivityDeps) {
      * is wider; the decision and its reason are written on the challenger's card.
      */
     async decidePromotion(input: { name: ModelName; version: number; date: string }): Promise<DecideOutput> {
+      await loadMl();
       await faultHold(deps, 'decidePromotion');
       return deps.duck.withConnection(async (conn) => {
         const card = (await registry.card(input.name, input.version))!;
@@ -818,6 +820,7 @@ export function createModelActivities(deps: ActivityDeps) {
      * behaviour embeddings; stored as `gold/drift`. Also says which models need training (none yet, drift, age).
      */
     async checkDrift(input: { date: string; runId: string; writeId: string }): Promise<DriftOutput> {
+      await loadMl();
       await faultHold(deps, 'checkDrift');
       return withWorkDir(deps, 'drift', (dir) =>
         deps.duck.withConnection(async (conn) => {
@@ -919,6 +922,7 @@ export function createModelActivities(deps: ActivityDeps) {
 
     /** `gold/risk_scores` and `gold/segments` for every student on the date's grid, with the model versions. */
     async scoreStudents(input: { date: string; runId: string; writeId: string }): Promise<ScoreOutput> {
+      await loadMl();
       await faultHold(deps, 'scoreStudents');
       return withWorkDir(deps, 'score', (dir) =>
         deps.duck.withConnection(async (conn) => {

@@ -1,6 +1,5 @@
 import { quotedString } from '@duckdb/node-api';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
 import { MAX_LOOKBACK_DAYS } from '../features.js';
@@ -15,7 +14,9 @@ const DISTRIBUTION_FEATURES = ['active_days_28d', 'practice_events_28d', 'video_
 
 export const reportKey = (date: string) => `reports/dt=${date}/index.html`;
 
+/** Renders a Vega-Lite spec to SVG (the libraries are loaded on first use: only report runs draw charts). */
 async function svg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   const out = await view.toSVG();
   view.finalize();

@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { assignClusters, dbscan, hierarchical, kmeansSeeded } from '../../activities/models/cluster.js';
+import { loadMl } from '../../activities/models/ml.js';
 import { adjustedRandIndex } from '../../activities/models/stats.js';
+
+beforeAll(() => loadMl());
 
 /** Three well-separated blobs of 300 points in 4 dimensions, deterministic. */
 function blobs(): { rows: number[][]; truth: number[] } {

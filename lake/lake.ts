@@ -175,11 +175,20 @@ export class Lake {
     return { manifest, paths };
   }
 
-  /** Local paths of the files of one slice of a committed partition (e.g. `realigned=<landing>`); only those are fetched. */
-  async sliceFiles(layer: Layer, dataset: string, date: string, slice: string): Promise<string[]> {
+  /**
+   * Local paths of the files of one slice of a committed partition (e.g. `realigned=<landing>`), or of the slices a
+   * predicate keeps; only those are fetched.
+   */
+  async sliceFiles(
+    layer: Layer,
+    dataset: string,
+    date: string,
+    slice: string | ((slice: string | undefined) => boolean),
+  ): Promise<string[]> {
     const manifest = await this.readManifest(layer, dataset, date);
+    const keep = typeof slice === 'string' ? (s: string | undefined) => s === slice : slice;
     const paths: string[] = [];
-    for (const f of manifest?.files ?? []) if (f.slice === slice) paths.push(await this.store.localCopy(f.key));
+    for (const f of manifest?.files ?? []) if (keep(f.slice)) paths.push(await this.store.localCopy(f.key));
     return paths;
   }
 

@@ -41,8 +41,12 @@ export interface CleanContext {
   identities: string;
   /** Temp table (student_key, course_id, start_date, end_date). */
   enrolments: string;
-  /** A relation (table name or parenthesized query) of `event_id`s accepted on earlier landing dates. */
-  seen: string;
+  /**
+   * A relation (table name or parenthesized query) of the `event_id`s accepted on earlier landing dates that could
+   * repeat tonight's: given the event dates of tonight's accepted rows when every key of the source embeds its
+   * instant (content keys: a repeat lies in the same event-date partition), null when any may repeat across dates.
+   */
+  seen: (eventDates: string[] | null) => Promise<string>;
   /** Roster first and last names, lower-cased, for masking free text. */
   names: ReadonlySet<string>;
 }
@@ -522,9 +526,18 @@ export async function cleanSource(
       FROM ${t('ranked')} WHERE rule IS NULL AND event_key IN (
         SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL GROUP BY event_key HAVING count(*) > 1)
     ) r WHERE k.rid = r.rid AND r.rn > 1`);
+  const eventDates = def.eventId
+    ? null
+    : (
+        await conn.runAndReadAll(
+          `SELECT DISTINCT strftime(CAST(ts_utc AS DATE), '%Y-%m-%d') FROM ${t('ranked')} WHERE rule IS NULL`,
+        )
+      )
+        .getRows()
+        .map((r) => String(r[0]));
   await conn.run(`UPDATE ${t('ranked')} SET occurrence = 2
     WHERE rule IS NULL AND event_key IN (
-      SELECT event_id FROM ${ctx.seen} WHERE event_id IN (SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL))`);
+      SELECT event_id FROM ${await ctx.seen(eventDates)} WHERE event_id IN (SELECT event_key FROM ${t('ranked')} WHERE rule IS NULL))`);
 
   // Enrolment, the last rule: judged once per student, course and day among the rows that passed every other rule — a
   // student with enrolments whose events fall outside every one of them (±1 day; any course when the event names

@@ -82,11 +82,23 @@ async function silverForSource(
     (k) => `${k}: gzip stream truncated; its readable part was checked, the file stays in bronze`,
   );
 
-  // Event ids accepted from earlier landings, for duplicates across days (read only where this landing repeats one).
-  const earlier = await deps.lake.lookbackFiles('silver', table, input.date, DEDUPE_LOOKBACK_DAYS + 1);
-  const seen = earlier.length
-    ? `(SELECT event_id FROM ${parquetScan(earlier)} WHERE landed_date < DATE ${quotedString(input.date)})`
-    : '(SELECT NULL::VARCHAR AS event_id WHERE false)';
+  // Event ids accepted from earlier landings, for duplicates across days (read only where this landing repeats one):
+  // the event-date partitions of the lookback window, or only those tonight's rows fall on (see CleanContext.seen).
+  const seen = async (eventDates: string[] | null) => {
+    const window = Array.from({ length: DEDUPE_LOOKBACK_DAYS + 1 }, (_, k) => addDays(input.date, -k));
+    const dates = eventDates ? window.filter((d) => eventDates.includes(d)) : window;
+    // A file of tonight's or a later landing (its slice says so) holds nothing earlier: it is neither fetched nor read.
+    const earlierLanding = (slice: string | undefined) => {
+      const landed = /^landed=(\d{4}-\d{2}-\d{2})$/.exec(slice ?? '')?.[1];
+      return !landed || landed < input.date;
+    };
+    const earlier = (
+      await Promise.all(dates.map((d) => deps.lake.sliceFiles('silver', table, d, earlierLanding)))
+    ).flat();
+    return earlier.length
+      ? `(SELECT event_id FROM ${parquetScan(earlier)} WHERE landed_date < DATE ${quotedString(input.date)})`
+      : '(SELECT NULL::VARCHAR AS event_id WHERE false)';
+  };
 
   const prefix = `s_${table}`;
   const skew = deps.config.pipeline.futureSkewMinutes * 60_000;

@@ -66,7 +66,7 @@ describe('source definitions as data', () => {
         futureBound: '2026-07-15T00:15:00Z',
         identities: 'ids',
         enrolments: 'enr',
-        seen: 'seen',
+        seen: () => Promise.resolve('seen'),
         names: new Set<string>(),
       },
       'm',

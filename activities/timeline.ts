@@ -122,12 +122,16 @@ async function alignDate(
   // below joins back to the silver files themselves: the events are read twice but materialized only once, as the
   // timeline.
   const parts: string[] = [];
+  // The same row ids over the three columns sessions need (no course lookup, no other column decoded).
+  const keyParts: string[] = [];
   for (const [i, m] of MODALITIES.entries()) {
     const { paths } = await deps.lake.localFiles('silver', m.table, date);
     if (!paths.length) continue;
+    const rid = `${i}::BIGINT * ${2 ** 48} + file_index * ${2 ** 32} + file_row_number AS rid`;
     parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select},
-        ${i}::BIGINT * ${2 ** 48} + file_index * ${2 ** 32} + file_row_number AS rid
+        ${rid}
       FROM ${parquetScan(paths)} ${only}`);
+    keyParts.push(`SELECT ${rid}, student_key, ts_utc FROM ${parquetScan(paths)} ${only}`);
   }
   // The roster snapshot in force on the date: the latest on or before it; for a late event dated before the first
   // snapshot (the term's first day, within the enrolment tolerance), the first snapshot.
@@ -159,6 +163,10 @@ async function alignDate(
     await conn.run(`CREATE OR REPLACE TEMP TABLE ev_part AS SELECT * FROM ev`);
     await conn.run(`CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_part`);
   }
+  const keys =
+    partial || !keyParts.length
+      ? 'SELECT rid, student_key, ts_utc FROM ev'
+      : keyParts.map((p) => `(${p})`).join(' UNION ALL ');
 
   const sensor = (await deps.lake.localFiles('silver', 'sensor', date)).paths;
   await conn.run(
@@ -173,7 +181,7 @@ async function alignDate(
   // are peers: one of them carries the gap to the previous instant, and the running count over a RANGE frame gives
   // all of them the same session whatever their order, so no tie-breaker has to be sorted.
   await conn.run(`CREATE OR REPLACE TEMP TABLE tl_keys AS
-    WITH k AS (SELECT rid, student_key, ts_utc FROM ev),
+    WITH k AS (${keys}),
     g AS (SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc)) AS gap_s FROM k),
     s AS (
       SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)

@@ -1,7 +1,7 @@
 import type { PartitionRef } from '../lake/manifest.js';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { parquetScan } from '../lake/duck.js';
-import { addDays } from '../lake/paths.js';
+import { addDays, realignedSlice } from '../lake/paths.js';
 import { publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
@@ -101,7 +101,7 @@ async function goldForDate(
       lookbackPartitions: paths.length,
       ...(partial ? { studentsRecomputed: partial.students } : {}),
     },
-    ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
+    ...(partial ? { slice: realignedSlice(input.landingDate!), overlayKey: 'student_key' } : {}),
   });
   await conn.run('DROP TABLE IF EXISTS gold_changed');
   return ref;
@@ -119,7 +119,7 @@ async function realignedStudents(deps: ActivityDeps, input: BuildGoldFeaturesInp
   if (!input.landingDate || !input.dates.some((d) => d < input.landingDate!)) return null;
   const sorted = [...input.dates].sort();
   const out: Realigned = { full: new Set(), slices: new Map() };
-  const slice = `realigned=${input.landingDate}`;
+  const slice = realignedSlice(input.landingDate!);
   for (let d = addDays(sorted[0]!, -(MAX_LOOKBACK_DAYS - 1)); d < input.landingDate; d = addDays(d, 1)) {
     const day = await deps.lake.readManifest('silver', 'student_day', d);
     if (!day) continue;

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan, toNumber } from '../lake/duck.js';
+import { landedSlice, realignedSlice } from '../lake/paths.js';
 import { copyToParquet, publishFile, publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
@@ -105,11 +106,10 @@ async function alignDate(
     !!input.landingDate && date < input.landingDate && previous.timeline && previous.student_day.length > 0;
   if (partial) {
     // Students whose events the landing added to this earlier date: only they are realigned.
-    const slice = `landed=${input.landingDate}`;
+    const slice = landedSlice(input.landingDate!);
     const files: string[] = [];
     for (const table of [...MODALITIES.map((m) => m.table), 'sensor']) {
-      const { manifest, paths } = await deps.lake.localFiles('silver', table, date);
-      manifest?.files.forEach((f, i) => f.slice === slice && files.push(paths[i]!));
+      files.push(...(await deps.lake.sliceFiles('silver', table, date, slice)));
     }
     await conn.run(
       files.length
@@ -119,8 +119,8 @@ async function alignDate(
   }
   const only = partial ? 'WHERE student_key IN (SELECT student_key FROM affected)' : '';
   // Each event gets a row id from where it is stored (modality, file, row), so the narrow session and sensor pass
-  // below joins back to the silver files themselves: the events are read twice but materialized only once, as the
-  // timeline.
+  // below joins back to the silver files themselves: the events are read twice and never held in memory whole (the
+  // timeline file is written from the join).
   const parts: string[] = [];
   // The same row ids over the three columns sessions need (no course lookup, no other column decoded).
   const keyParts: string[] = [];
@@ -317,7 +317,7 @@ async function alignDate(
       path: timelineFile,
       rows: timelineRows,
       schemaVersion: TIMELINE_SCHEMA_VERSION,
-      ...(partial ? { slice: `realigned=${input.landingDate}`, overlayKey: 'student_key' } : {}),
+      ...(partial ? { slice: realignedSlice(input.landingDate!), overlayKey: 'student_key' } : {}),
     }),
   );
   out.push(
@@ -335,18 +335,7 @@ async function alignDate(
     }),
   );
   for (const v of ['tl', 'ev']) await conn.run(`DROP VIEW IF EXISTS ${v}`);
-  for (const t of [
-    'ev_part',
-    'tl_keys',
-    'enrol',
-    'sens',
-    'tl',
-    'sess',
-    'study',
-    'watched',
-    'student_day',
-    'affected',
-  ]) {
+  for (const t of ['ev_part', 'tl_keys', 'enrol', 'sens', 'sess', 'study', 'watched', 'student_day', 'affected']) {
     await conn.run(`DROP TABLE IF EXISTS ${t}`);
   }
   return out;

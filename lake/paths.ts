@@ -93,3 +93,18 @@ export function addDays(date: string, days: number): string {
   assertDate(date);
   return isoDay(new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000));
 }
+
+/** The slice a landing writes into an event-date partition of silver (`landed=<date>`). */
+export function landedSlice(date: string): string {
+  return `landed=${date}`;
+}
+
+/** The landing date a slice name carries (`landed=<date>`), or null for any other slice. */
+export function landedDateOf(slice: string | undefined): string | null {
+  return /^landed=(\d{4}-\d{2}-\d{2})$/.exec(slice ?? '')?.[1] ?? null;
+}
+
+/** The overlay slice a landing's late events write into an earlier partition (`realigned=<date>`). */
+export function realignedSlice(date: string): string {
+  return `realigned=${date}`;
+}

@@ -5,7 +5,7 @@ import { loadSourceDefinitions, type SourceDefinition } from '../../config/sourc
 import type { PartitionRef } from '../../lake/manifest.js';
 import { publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
 import { parquetScan } from '../../lake/duck.js';
-import { addDays } from '../../lake/paths.js';
+import { addDays, landedDateOf, landedSlice } from '../../lake/paths.js';
 import { type ActivityDeps, faultHold, onConnections, withHeartbeat, withWorkDir } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
 import { cleanSource, dropCleaned, type Reconciliation } from './engine.js';
@@ -89,7 +89,7 @@ async function silverForSource(
     const dates = eventDates ? window.filter((d) => eventDates.includes(d)) : window;
     // A file of tonight's or a later landing (its slice says so) holds nothing earlier: it is neither fetched nor read.
     const earlierLanding = (slice: string | undefined) => {
-      const landed = /^landed=(\d{4}-\d{2}-\d{2})$/.exec(slice ?? '')?.[1];
+      const landed = landedDateOf(slice);
       return !landed || landed < input.date;
     };
     const earlier = (
@@ -157,7 +157,7 @@ async function silverForSource(
         writeId: input.writeId,
         sql,
         stats: eventDate === input.date ? stats : {},
-        slice: `landed=${input.date}`,
+        slice: landedSlice(input.date),
       }),
     );
   }

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import { ErrorType, nonRetryable } from '../errors.js';
@@ -64,12 +64,34 @@ const ZONE_DAYS_BEFORE = 7;
 /**
  * Reader options for long lines: DuckDB's CSV reader stops at 2 MB per line by default; a file with longer lines (one
  * huge record) gets a line limit and buffer to match its size, so the record is read (and judged by the contract).
+ * Only such files get them: a buffer as large as the file is read by one thread.
  */
 function lineLimit(path: string): string {
   const size = statSync(path).size;
-  if (size < 1_900_000) return '';
+  if (size < 1_900_000 || !hasLongLine(path, size)) return '';
   const max = Math.min(size + 1024, 1 << 30);
   return `, max_line_size = ${max}, buffer_size = ${Math.max(max * 2, 32 << 20)}`;
+}
+
+const LONG_LINE_PROBE = 1 << 20;
+
+/**
+ * Whether some aligned 1 MB stretch of the file holds no line break — true for every file with a line over 2 MB (such
+ * a line covers a whole stretch), and for a few with lines of 1–2 MB, which then get the larger buffer too. Stops at
+ * each stretch's first break, so a file of ordinary lines costs a read of it from the page cache.
+ */
+function hasLongLine(path: string, size: number): boolean {
+  const buf = Buffer.allocUnsafe(LONG_LINE_PROBE);
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = 0; at + LONG_LINE_PROBE <= size; at += LONG_LINE_PROBE) {
+      const n = readSync(fd, buf, 0, LONG_LINE_PROBE, at);
+      if (n === LONG_LINE_PROBE && buf.indexOf(10) < 0) return true;
+    }
+    return false;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -1,9 +1,9 @@
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DuckDBConnection, quotedIdentifier, quotedString } from '@duckdb/node-api';
 import { loadSourceDefinitions, type SourceDefinition } from '../../config/source-definition.js';
 import type { PartitionRef } from '../../lake/manifest.js';
-import { publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
+import { publishFile, type PublishFileInput, publishQuery, type PublishQueryInput } from '../../lake/publish-query.js';
 import { parquetScan } from '../../lake/duck.js';
 import { addDays, landedDateOf, landedSlice } from '../../lake/paths.js';
 import { type ActivityDeps, faultHold, onConnections, withHeartbeat, withWorkDir } from '../context.js';
@@ -56,6 +56,36 @@ function publishTable(
   p: Omit<PublishQueryInput, 'schemaVersion'>,
 ): Promise<PartitionRef> {
   return publishQuery(deps.lake, conn, dir, { ...p, schemaVersion: SILVER_SCHEMA_VERSION });
+}
+
+/**
+ * A roster table of the night before taken over unchanged (its file copied into this night's partition) when it holds
+ * the same snapshot (`stats.rosterSnapshot`) at the current schema; null otherwise.
+ */
+async function carryRosterTable(
+  deps: ActivityDeps,
+  conn: DuckDBConnection,
+  dir: string,
+  p: Omit<PublishFileInput, 'path' | 'rows' | 'schemaVersion'> & { stats: { rosterSnapshot: number } },
+): Promise<PartitionRef | null> {
+  const before = await deps.lake.latestPartition('silver', p.dataset, addDays(p.date, -1));
+  if (!before) return null;
+  const { manifest, paths } = await deps.lake.localFiles('silver', p.dataset, before);
+  if (
+    !manifest ||
+    manifest.schemaVersion !== SILVER_SCHEMA_VERSION ||
+    manifest.stats.rosterSnapshot !== p.stats.rosterSnapshot ||
+    manifest.files.length !== 1
+  )
+    return null;
+  const path = join(dir, `carried-${p.dataset}.parquet`);
+  await copyFile(paths[0]!, path);
+  return publishFile(
+    deps.lake,
+    conn,
+    { ...p, path, rows: manifest.files[0]!.rows, schemaVersion: SILVER_SCHEMA_VERSION },
+    manifest.schema,
+  );
 }
 
 /**
@@ -198,24 +228,25 @@ export function createSilverActivities(deps: ActivityDeps) {
             const roster = loadRoster(deps, input.date);
             try {
               const base = { date: input.date, runId: input.runId, writeId: input.writeId };
-              // The roster snapshot in force tonight, pseudonymous.
+              // The roster snapshot in force tonight, pseudonymous; the files of the night before are taken over
+              // when they hold the same snapshot.
               const snapshot = roster.then((r) =>
                 deps.duck.withConnection(async (conn) => {
                   const out: PartitionRef[] = [];
                   for (const [dataset, table, orderBy, stats] of [
                     ['students', r.tables.students, 'student_key', { students: r.students }],
-                    ['student_demographics', r.tables.demographics, 'student_key', undefined],
+                    ['student_demographics', r.tables.demographics, 'student_key', {}],
                     ['enrolments', r.tables.enrolments, 'student_key, course_id', { enrolments: r.enrolments }],
                   ] as const) {
+                    const p = {
+                      ...base,
+                      layer: 'silver' as const,
+                      dataset,
+                      stats: { ...stats, rosterSnapshot: r.snapshot },
+                    };
                     out.push(
-                      await publishTable(deps, conn, dir, {
-                        ...base,
-                        layer: 'silver',
-                        dataset,
-                        sql: `SELECT * FROM ${table}`,
-                        orderBy,
-                        ...(stats ? { stats } : {}),
-                      }),
+                      (await carryRosterTable(deps, conn, dir, p)) ??
+                        (await publishTable(deps, conn, dir, { ...p, sql: `SELECT * FROM ${table}`, orderBy })),
                     );
                   }
                   return out;

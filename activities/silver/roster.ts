@@ -12,6 +12,9 @@ import { studentKey } from '../identity.js';
 let keyCache: { secretHash: string; keys: Map<string, string> } = { secretHash: '', keys: new Map() };
 const KEY_CACHE_LIMIT = 2_000_000;
 
+/** Raised whenever the roster tables are built differently from the same files (it is part of the snapshot's id). */
+const ROSTER_TABLES_REVISION = 1;
+
 function keyCacheFor(secret: string): Map<string, string> {
   const secretHash = createHash('sha256').update(secret).digest('hex');
   if (keyCache.secretHash !== secretHash || keyCache.keys.size > KEY_CACHE_LIMIT)
@@ -30,6 +33,11 @@ export interface RosterTables {
 
 export interface RosterLoad {
   rosterDate: string;
+  /**
+   * The snapshot's identity as a number (48 bits of a hash of the roster files, the pseudonymization key's hash and
+   * ROSTER_TABLES_REVISION): equal for two nights means equal tables.
+   */
+  snapshot: number;
   students: number;
   enrolments: number;
   /** First and last names, lower-cased, for masking free text. Held in memory only. */
@@ -59,6 +67,7 @@ export async function loadRoster(deps: ActivityDeps, date: string): Promise<Rost
         rosterDate,
         files: manifest.files.map((f) => [f.key, f.sha256]),
         key: createHash('sha256').update(deps.config.pseudonymKey).digest('hex'),
+        revision: ROSTER_TABLES_REVISION,
       }),
     )
     .digest('hex');
@@ -68,6 +77,7 @@ export async function loadRoster(deps: ActivityDeps, date: string): Promise<Rost
   const t = (name: string) => `${shared.schema}.${name}`;
   return {
     ...shared.value,
+    snapshot: parseInt(snapshot.slice(0, 12), 16),
     tables: {
       identities: t('identities'),
       students: t('students'),

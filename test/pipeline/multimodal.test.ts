@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -367,6 +367,34 @@ describe('multi-modal landing, cleaning and alignment over generated days', () =
     expect((await deps.lake.readManifest('quarantine', 'xapi', date))!.stats.accepted).toBe(
       gen.expected[date]!.xapi!.accepted,
     );
+  });
+
+  it('takes the roster tables of the night before over while the roster is unchanged, and rebuilds them from a new one', async () => {
+    const rows = async (date: string) =>
+      query(`SELECT * FROM ${await scan('silver', 'students', date)} ORDER BY student_key`);
+    const [first, second] = [gen.dates[0]!, gen.dates[1]!];
+    const m1 = (await deps.lake.readManifest('silver', 'students', first))!;
+    const m2 = (await deps.lake.readManifest('silver', 'students', second))!;
+    expect(m2.stats.rosterSnapshot).toBe(m1.stats.rosterSnapshot);
+    expect(m2.files[0]!.sha256).toBe(m1.files[0]!.sha256);
+    expect(m2.runId).toBe(`r-${second}`);
+    expect(await rows(second)).toEqual(await rows(first));
+
+    // A corrected roster lands: one more student, whose events would otherwise be unknown.
+    const date = addDays(START, DAYS + 5);
+    const roster = readFileSync(join(config.inbox, `dt=${START}`, 'roster', 'roster.csv'), 'utf8').trimEnd();
+    const extra = roster
+      .split('\n')[1]!
+      .replace(/^[^,]+/, 'S999999')
+      .replace(/lms-\d+/, 'lms-999999');
+    mkdirSync(join(config.inbox, `dt=${date}`, 'roster'), { recursive: true });
+    writeFileSync(join(config.inbox, `dt=${date}`, 'roster', 'roster.csv'), `${roster}\n${extra}\n`);
+    await acts.landBronzeFiles({ date, runId: 'roster' });
+    await acts.buildSilverTables({ date, runId: 'roster', writeId: 'run-roster' });
+    const m3 = (await deps.lake.readManifest('silver', 'students', date))!;
+    expect(m3.stats.rosterSnapshot).not.toBe(m1.stats.rosterSnapshot);
+    expect(m3.stats.students).toBe(m1.stats.students! + 1);
+    expect((await rows(date)).length).toBe((await rows(first)).length + 1);
   });
 
   it('a day with no data succeeds and says so', async () => {

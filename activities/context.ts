@@ -73,33 +73,49 @@ export function onConnections<T, R>(
   progress: (detail: unknown) => void,
   name: (item: T) => string,
   fn: (conn: DuckDBConnection, item: T) => Promise<R>,
+  size?: (item: T) => number,
 ): Promise<R[]> {
   const running = new Set<string>();
-  return mapConcurrently(items, limit, (item) =>
-    deps.duck.withConnection(async (conn) => {
-      running.add(name(item));
-      progress({ running: [...running] });
-      try {
-        await conn.run(`SET TimeZone = 'UTC'`);
-        return await fn(conn, item);
-      } finally {
-        running.delete(name(item));
-      }
-    }),
+  return mapConcurrently(
+    items,
+    limit,
+    (item) =>
+      deps.duck.withConnection(async (conn) => {
+        running.add(name(item));
+        progress({ running: [...running] });
+        try {
+          await conn.run(`SET TimeZone = 'UTC'`);
+          return await fn(conn, item);
+        } finally {
+          running.delete(name(item));
+        }
+      }),
+    size,
   );
 }
 
 /**
- * Maps items with at most `limit` in flight; results in the items' order. After a failure no new item starts, and the
- * first error is thrown once the items in flight have settled (none is left writing into a work folder being removed).
+ * Maps items with at most `limit` in flight; results in the items' order. With `size`, larger items start first (the
+ * longest piece does not start last and run alone at the end). After a failure no new item starts, and the first
+ * error is thrown once the items in flight have settled (none is left writing into a work folder being removed).
  */
-export async function mapConcurrently<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapConcurrently<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+  size?: (item: T) => number,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
+  const order = items.map((_, i) => i);
+  if (size) {
+    const sizes = items.map(size);
+    order.sort((a, b) => sizes[b]! - sizes[a]! || a - b);
+  }
   let next = 0;
   let failure: { err: unknown } | undefined;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !failure) {
-      const i = next++;
+    while (next < order.length && !failure) {
+      const i = order[next++]!;
       try {
         out[i] = await fn(items[i]!);
       } catch (err) {

@@ -50,6 +50,8 @@ export function createGoldActivities(deps: ActivityDeps) {
                 progress,
                 (d) => d,
                 (conn, asOf) => goldForDate(deps, conn, dir, input, asOf, changes),
+                // Dates computed whole first; earlier ones are mostly overlays of a few students.
+                (asOf) => (input.landingDate && asOf < input.landingDate ? 0 : 1),
               )
             ).filter((p): p is PartitionRef => p !== null);
             return { partitions, rows: partitions.reduce((n, p) => n + (p.rowsWritten ?? p.rowCount), 0) };

@@ -184,7 +184,7 @@ async function alignDate(
     WITH k AS (${keys}),
     g AS (SELECT *, epoch(ts_utc - lag(ts_utc) OVER (PARTITION BY student_key ORDER BY ts_utc)) AS gap_s FROM k),
     s AS (
-      SELECT rid, student_key, ts_utc, sum(CASE WHEN gap_s IS NULL OR gap_s > ${gapS} THEN 1 ELSE 0 END)
+      SELECT rid, student_key, ts_utc, count(*) FILTER (WHERE gap_s IS NULL OR gap_s > ${gapS})
         OVER (PARTITION BY student_key ORDER BY ts_utc RANGE UNBOUNDED PRECEDING) AS session_no FROM g
     ),
     j AS (${
@@ -361,6 +361,8 @@ export function createTimelineActivities(deps: ActivityDeps) {
                 progress,
                 (d) => d,
                 (conn, date) => alignDate(deps, conn, dir, date, input),
+                // The landing's own day (every student) first; the earlier days its late events touch are partial.
+                (date) => (input.landingDate && date < input.landingDate ? 0 : 1),
               )
             ).flat();
             return {

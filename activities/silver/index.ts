@@ -255,7 +255,16 @@ export function createSilverActivities(deps: ActivityDeps) {
               // Its failure is reported where it is awaited, after the sources have settled.
               snapshot.catch(() => undefined);
               // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
-              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones.
+              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones. The largest
+              // landings start first (gzip counted at a typical ratio), so the longest source does not run alone last.
+              const landed = new Map<string, number>();
+              for (const def of definitions.values()) {
+                const m = await deps.lake.readManifest('bronze', def.name, input.date);
+                landed.set(
+                  def.name,
+                  (m?.files ?? []).reduce((n, f) => n + f.bytes * (f.key.endsWith('.gz') ? 8 : 1), 0),
+                );
+              }
               const results = await onConnections(
                 deps,
                 [...definitions.values()],
@@ -267,6 +276,7 @@ export function createSilverActivities(deps: ActivityDeps) {
                   await mkdir(sub, { recursive: true });
                   return silverForSource(deps, conn, sub, def, input, roster);
                 },
+                (def) => landed.get(def.name) ?? 0,
               );
               const partitions: PartitionRef[] = [...(await snapshot)];
               const reconciliation: Reconciliation[] = [];

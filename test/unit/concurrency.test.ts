@@ -22,6 +22,26 @@ describe('pieces of one unit of work run a few at a time', () => {
     expect(most).toBe(3);
   });
 
+  it('with sizes, starts the largest items first and still returns results in the items’ order', async () => {
+    const started: string[] = [];
+    const items = ['small', 'largest', 'mid', 'large', 'tiny'];
+    const size: Record<string, number> = { small: 2, largest: 9, mid: 5, large: 7, tiny: 1 };
+    const out = await mapConcurrently(
+      items,
+      2,
+      async (x) => {
+        started.push(x);
+        await sleep(size[x]!);
+        return x.toUpperCase();
+      },
+      (x) => size[x]!,
+    );
+    expect(started.slice(0, 2)).toEqual(['largest', 'large']);
+    expect(started.indexOf('mid')).toBeLessThan(started.indexOf('small'));
+    expect(started.at(-1)).toBe('tiny');
+    expect(out).toEqual(items.map((x) => x.toUpperCase()));
+  });
+
   it('starts nothing after a failure and throws the first error once the pieces in flight have settled', async () => {
     const started: number[] = [];
     const finished: number[] = [];

@@ -656,14 +656,25 @@ export async function dropCleaned(conn: DuckDBConnection, prefix: string): Promi
 
 /** JSON documents (arrays, envelopes or single records); a document that is not JSON is one invalid record. */
 function jsonReaderSql(def: SourceDefinition, f: SourceFile): string {
-  const recs = def.records ? quotedString(`${def.records}[*]`) : null;
+  // A document is parsed as few times as possible (each parse of a large envelope costs): an envelope's records come
+  // out of one `from_json` into a list of JSON texts (a JSON null stays the text null); anything else is a top-level
+  // array of records or a single record.
+  const keys = def.records
+    ? /^\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$/.exec(def.records)?.[1]?.slice(1).split('.')
+    : undefined;
+  const other = `CASE WHEN json_type(content) = 'ARRAY' THEN json_extract(content, '$[*]')::VARCHAR[] ELSE [content] END`;
+  let recs = other;
+  if (keys) {
+    const shape = keys.reduceRight<unknown>((inner, k) => ({ [k]: inner }), ['JSON']);
+    const list = `from_json(content, ${quotedString(JSON.stringify(shape))})${keys.map((k) => `.${quotedIdentifier(k)}`).join('')}`;
+    recs = `coalesce(list_transform(${list}::VARCHAR[], x -> coalesce(x, 'null')), ${other})`;
+  } else if (def.records) {
+    const path = quotedString(def.records);
+    recs = `CASE WHEN json_type(content, ${path}) = 'ARRAY' THEN json_extract(content, ${quotedString(`${def.records}[*]`)})::VARCHAR[] ELSE ${other} END`;
+  }
   return `SELECT raw FROM (
       SELECT unnest(generate_series(1, len(recs))) AS line_no, unnest(recs) AS raw FROM (
-        SELECT CASE
-          WHEN NOT coalesce(json_valid(content), false) THEN [content]
-          ${recs ? `WHEN json_type(content::JSON, ${quotedString(def.records!)}) = 'ARRAY' THEN json_extract(content::JSON, ${recs})::VARCHAR[]` : ''}
-          WHEN json_type(content::JSON) = 'ARRAY' THEN json_extract(content::JSON, '$[*]')::VARCHAR[]
-          ELSE [content] END AS recs
+        SELECT CASE WHEN NOT coalesce(json_valid(content), false) THEN [content] ELSE ${recs} END AS recs
         FROM read_text(${quotedString(f.path)})))
     ORDER BY line_no`;
 }

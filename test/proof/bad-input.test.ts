@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
@@ -163,6 +164,58 @@ describe('explicit bad files', () => {
     );
     expect(invalid.raw).toBe(2);
     expect(invalid.accepted + invalid.duplicates + invalid.quarantined).toBe(2);
+  });
+
+  it('Caliper documents of every shape: envelopes, arrays, single events, odd data and documents that are not JSON', async () => {
+    const event = (n: number) => ({
+      '@context': 'http://purl.imsglobal.org/ctx/caliper/v1p2',
+      id: `urn:uuid:00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+      type: 'ViewEvent',
+      actor: 'https://lms.example.edu/users/lms-100001',
+      action: 'Viewed',
+      object: 'https://lms.example.edu/course/MATH101/page/1',
+      eventTime: `${START}T10:00:00.000Z`,
+    });
+    const doc = (name: string, body: unknown) => landAndClean('caliper', name, JSON.stringify(body));
+    const counts = async (name: string, body: unknown) => {
+      const r = await doc(name, body);
+      expect(r.raw).toBe(r.accepted + r.duplicates + r.quarantined);
+      return { raw: r.raw, accepted: r.accepted, invalid: r.byRule.invalid_json ?? 0 };
+    };
+    const envelope = { sensor: 'https://lms.example.edu/sensor', sendTime: `${START}T23:00:00.000Z` };
+    expect(await counts('envelope.json', { ...envelope, data: [event(1), event(2)] })).toEqual({
+      raw: 2,
+      accepted: 2,
+      invalid: 0,
+    });
+    expect(await counts('array.json', [event(3), event(4), event(5)])).toEqual({ raw: 3, accepted: 3, invalid: 0 });
+    expect(await counts('single.json', event(6))).toEqual({ raw: 1, accepted: 1, invalid: 0 });
+    expect(await counts('empty-envelope.json', { ...envelope, data: [] })).toEqual({ raw: 0, accepted: 0, invalid: 0 });
+    // Elements that are not events — a number, a string, null — are records of their own, quarantined as unreadable.
+    expect(await counts('odd-data.json', { ...envelope, data: [event(7), 1, 'a', null] })).toEqual({
+      raw: 4,
+      accepted: 1,
+      invalid: 3,
+    });
+    const odd = await deps.lake.localFiles('quarantine', 'caliper', addDays(START, day - 1));
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const raws = (
+      await conn.runAndReadAll(`SELECT raw FROM read_parquet(['${odd.paths.join("', '")}']) ORDER BY line_no`)
+    )
+      .getRows()
+      .map((r) => String(r[0]));
+    conn.closeSync();
+    expect(raws).toEqual(['1', '"a"', 'null']);
+    // An envelope whose data is not a list is one record (it is no event: quarantined).
+    expect(await counts('data-object.json', { ...envelope, data: event(8) })).toEqual({
+      raw: 1,
+      accepted: 0,
+      invalid: 0,
+    });
+    const broken = await landAndClean('caliper', 'broken.json', '{"data": [{"id": 1}');
+    expect(broken.raw).toBe(1);
+    expect(broken.byRule.invalid_json).toBe(1);
   });
 
   it('deeply nested JSON and a 50 MB single line end accepted or quarantined, not fatal', async () => {

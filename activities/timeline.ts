@@ -187,15 +187,21 @@ async function alignDate(
       SELECT rid, student_key, ts_utc, count(*) FILTER (WHERE gap_s IS NULL OR gap_s > ${gapS})
         OVER (PARTITION BY student_key ORDER BY ts_utc RANGE UNBOUNDED PRECEDING) AS session_no FROM g
     ),
-    j AS (${
+    ${
       sensed
-        ? `SELECT s.rid, s.student_key, s.ts_utc, s.session_no,
+        ? // Only the events of students with samples that day go through the as-of join (which sorts its input); a
+          // hash lookup sets the others aside.
+          `ss AS MATERIALIZED (
+      SELECT s.*, w.student_key IS NOT NULL AS sensed FROM s LEFT JOIN (SELECT DISTINCT student_key FROM sens) w USING (student_key)),
+    j AS (SELECT s.rid, s.student_key, s.ts_utc, s.session_no,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.heart_rate END AS heart_rate,
         CASE WHEN x.ts_utc IS NOT NULL AND epoch(s.ts_utc - x.ts_utc) <= ${SENSOR_TOLERANCE_SECONDS} THEN x.attention END AS attention
-      FROM s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc`
+      FROM (SELECT * FROM ss WHERE sensed) s ASOF LEFT JOIN sens x ON s.student_key = x.student_key AND s.ts_utc >= x.ts_utc
+      UNION ALL
+      SELECT rid, student_key, ts_utc, session_no, NULL::DOUBLE, NULL::DOUBLE FROM ss WHERE NOT sensed)`
         : // No samples that day: nothing to join.
-          `SELECT rid, student_key, ts_utc, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s`
-    })
+          `j AS (SELECT rid, student_key, ts_utc, session_no, NULL::DOUBLE AS heart_rate, NULL::DOUBLE AS attention FROM s)`
+    }
     SELECT rid, student_key, ts_utc, CAST(session_no AS INTEGER) AS session_no, heart_rate, attention,
       rid // ${2 ** 48} IN (${assessmentModalities}) AS is_assessment
     FROM j`);
@@ -215,6 +221,7 @@ async function alignDate(
     `SELECT ev.* EXCLUDE (rid), j.session_no, j.heart_rate, j.attention, s.study_session_no
     FROM ev JOIN tl_keys j ON j.rid = ev.rid LEFT JOIN study s ON s.rid = ev.rid`,
     timelineFile,
+    { eventRows: true },
   );
   await conn.run(`CREATE OR REPLACE TEMP VIEW tl AS SELECT * FROM ${parquetScan([timelineFile])}`);
 

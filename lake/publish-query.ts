@@ -21,17 +21,24 @@ export interface PublishQueryInput {
   slice?: string;
   /** With `slice`: the slice is an overlay keyed by this column (see ManifestFile.overlayKey). */
   overlayKey?: string;
+  /** One row per event or record (see `copyToParquet`). */
+  eventRows?: boolean;
 }
 
 /** How every lake file is written; returns the number of rows. */
-export async function copyToParquet(conn: DuckDBConnection, sql: string, path: string): Promise<number> {
+export async function copyToParquet(
+  conn: DuckDBConnection,
+  sql: string,
+  path: string,
+  opts: { eventRows?: boolean } = {},
+): Promise<number> {
   // zstd at level 1: about three quarters of the write time of the default level for files a third larger. Format
   // version 2 pages (delta and byte-stream-split encodings) take a sixth less CPU to write than version 1, read
-  // faster and are smaller; DuckDB, Arrow (pyarrow, polars) and Spark 3 read them. An 8 KB dictionary limit gives up
-  // sooner on columns of distinct values (event ids, student keys), a seventh less CPU for files of the same size
-  // (the few-valued columns still fit).
+  // faster and are smaller; DuckDB, Arrow (pyarrow, polars) and Spark 3 read them. Event rows (ids and keys that are
+  // mostly distinct values) get an 8 KB dictionary limit: the writer gives up on them sooner, a seventh less CPU for
+  // files of the same size; aggregate tables (numbers of few values) keep the default, which suits them.
   const copied = await conn.runAndReadAll(
-    `COPY (${sql}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2, DICTIONARY_SIZE_LIMIT 8192)`,
+    `COPY (${sql}) TO ${quotedString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2${opts.eventRows ? ', DICTIONARY_SIZE_LIMIT 8192' : ''})`,
   );
   return toNumber(copied.getRows()[0]![0]);
 }
@@ -91,7 +98,7 @@ export async function publishQuery(
     `${p.layer}-${p.dataset}-${p.date}${p.slice ? `-${p.slice.replace(/[^A-Za-z0-9-]/g, '_')}` : ''}.parquet`,
   );
   const query = `SELECT * FROM (${p.sql})${p.orderBy ? ` ORDER BY ${p.orderBy}` : ''}`;
-  const rows = await copyToParquet(conn, query, path);
+  const rows = await copyToParquet(conn, query, path, { eventRows: !!p.eventRows });
   const { sql, ...rest } = p;
   return publishFile(lake, conn, { ...rest, path, rows }, await describe(conn, `(${sql})`));
 }

@@ -188,6 +188,7 @@ async function silverForSource(
         sql,
         stats: eventDate === input.date ? stats : {},
         slice: landedSlice(input.date),
+        eventRows: true,
       }),
     );
   }
@@ -201,6 +202,7 @@ async function silverForSource(
         writeId: input.writeId,
         sql: `SELECT * FROM ${quarantine}`,
         orderBy: 'source_file, line_no',
+        eventRows: true,
         stats: { ...stats, ...Object.fromEntries(Object.entries(rec.byRule).map(([k, v]) => [`rule:${k}`, v])) },
       }),
     );
@@ -255,16 +257,7 @@ export function createSilverActivities(deps: ActivityDeps) {
               // Its failure is reported where it is awaited, after the sources have settled.
               snapshot.catch(() => undefined);
               // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
-              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones. The largest
-              // landings start first (gzip counted at a typical ratio), so the longest source does not run alone last.
-              const landed = new Map<string, number>();
-              for (const def of definitions.values()) {
-                const m = await deps.lake.readManifest('bronze', def.name, input.date);
-                landed.set(
-                  def.name,
-                  (m?.files ?? []).reduce((n, f) => n + f.bytes * (f.key.endsWith('.gz') ? 8 : 1), 0),
-                );
-              }
+              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones.
               const results = await onConnections(
                 deps,
                 [...definitions.values()],
@@ -276,7 +269,6 @@ export function createSilverActivities(deps: ActivityDeps) {
                   await mkdir(sub, { recursive: true });
                   return silverForSource(deps, conn, sub, def, input, roster);
                 },
-                (def) => landed.get(def.name) ?? 0,
               );
               const partitions: PartitionRef[] = [...(await snapshot)];
               const reconciliation: Reconciliation[] = [];

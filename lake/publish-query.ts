@@ -84,8 +84,8 @@ export async function publishFile(
 }
 
 /**
- * Writes a DuckDB query to a parquet file in the work folder (no intermediate table; COPY reports the row count,
- * DESCRIBE only binds) and commits it as a lake partition.
+ * Writes a DuckDB query to a parquet file in the work folder (no intermediate table; COPY reports the row count) and
+ * commits it as a lake partition.
  */
 export async function publishQuery(
   lake: Lake,
@@ -99,6 +99,7 @@ export async function publishQuery(
   );
   const query = `SELECT * FROM (${p.sql})${p.orderBy ? ` ORDER BY ${p.orderBy}` : ''}`;
   const rows = await copyToParquet(conn, query, path, { eventRows: !!p.eventRows });
-  const { sql, ...rest } = p;
-  return publishFile(lake, conn, { ...rest, path, rows }, await describe(conn, `(${sql})`));
+  // The schema is read from the file written (what readers see), not by binding the query again: a wide query (gold's
+  // features) takes longer to bind than its file takes to describe.
+  return publishFile(lake, conn, { ...p, path, rows });
 }

@@ -69,9 +69,9 @@ export async function interventionWorkflow(input: InterventionInput): Promise<In
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
     summary: `${p.kind.replace('_', ' ')} for ${p.studentKey}`,
   });
+  // The status is recorded in the lake before the query shows it, so whoever sees a status (the Web UI, the CLI)
+  // finds it in `edlake interventions` too.
   const show = async (status: InterventionStatus, detail: string | null = null) => {
-    state.status = status;
-    state.detail = detail;
     upsertSearchAttributes([{ key: StatusAttr, value: status }]);
     setCurrentDetails(
       [
@@ -97,6 +97,8 @@ export async function interventionWorkflow(input: InterventionInput): Promise<In
       at: new Date().toISOString(),
       ...(detail ? { detail } : {}),
     });
+    state.status = status;
+    state.detail = detail;
   };
   upsertSearchAttributes([{ key: RunDate, value: new Date(`${p.date}T00:00:00Z`) }]);
 

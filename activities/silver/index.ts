@@ -70,7 +70,8 @@ async function carryRosterTable(
 ): Promise<PartitionRef | null> {
   const before = await deps.lake.latestPartition('silver', p.dataset, addDays(p.date, -1));
   if (!before) return null;
-  const { manifest, paths } = await deps.lake.localFiles('silver', p.dataset, before);
+  // The manifest decides first; the file is fetched (a download on S3) only when it is taken over.
+  const manifest = await deps.lake.readManifest('silver', p.dataset, before);
   if (
     !manifest ||
     manifest.schemaVersion !== SILVER_SCHEMA_VERSION ||
@@ -79,7 +80,7 @@ async function carryRosterTable(
   )
     return null;
   const path = join(dir, `carried-${p.dataset}.parquet`);
-  await copyFile(paths[0]!, path);
+  await copyFile(await deps.lake.store.localCopy(manifest.files[0]!.key), path);
   return publishFile(
     deps.lake,
     conn,

@@ -161,10 +161,34 @@ function typed(col: string, f: FieldDefinition): string {
 /** A top-level column of a CSV or parquet row: `$.name`. */
 const COLUMN_PATH = /^\$\.([A-Za-z_][A-Za-z0-9_]*)$/;
 
-function tabularSource(def: SourceDefinition, path: string): string {
-  return def.format === 'csv'
-    ? `read_csv(${quotedString(path)}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(path)})`
-    : `read_parquet(${quotedString(path)}, hive_partitioning = false)`;
+/** How every CSV file is read: all text, short rows padded, bad rows kept (the contract judges them). */
+const CSV_OPTIONS = 'header = true, all_varchar = true, null_padding = true, strict_mode = false';
+
+/**
+ * A CSV file's dialect and columns, detected once: the read that follows names them (`auto_detect = false`) instead of
+ * detecting them again — the sniffer costs up to a tenth of a second per file, whatever its size. The read is built from
+ * the detected fields, each quoted here (the sniffer's own prompt does not escape column names).
+ */
+async function sniffedCsv(conn: DuckDBConnection, path: string): Promise<{ src: string; cols: string[] }> {
+  const limit = lineLimit(path);
+  const row = (
+    await conn.runAndReadAll(
+      `SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns
+      FROM sniff_csv(${quotedString(path)}, ${CSV_OPTIONS}${limit})`,
+    )
+  ).getRowObjectsJson()[0]!;
+  const text = (v: unknown) => (v === '(empty)' || v === null ? '' : String(v));
+  const cols = (row.Columns as { name: string }[]).map((c) => c.name);
+  // The sniffer reports a line break as its escape sequence; only the three it detects are passed on.
+  const newLine = ['\\n', '\\r', '\\r\\n'].includes(text(row.NewLineDelimiter))
+    ? `, new_line = ${quotedString(text(row.NewLineDelimiter))}`
+    : '';
+  const src = `read_csv(${quotedString(path)}, auto_detect = false, delim = ${quotedString(text(row.Delimiter))},
+    quote = ${quotedString(text(row.Quote))}, escape = ${quotedString(text(row.Escape))}${newLine},
+    skip = ${Number(row.SkipRows)}, comment = ${quotedString(text(row.Comment))},
+    columns = {${cols.map((c) => `${quotedString(c)}: 'VARCHAR'`).join(', ')}},
+    ${CSV_OPTIONS}, hive_partitioning = false${limit})`;
+  return { src, cols };
 }
 
 /**
@@ -178,7 +202,11 @@ async function tabularReader(
 ): Promise<{ selects: string[]; columns: string[] }> {
   const perFile: { src: string; cols: string[] }[] = [];
   for (const f of files) {
-    const src = tabularSource(def, f.path);
+    if (def.format === 'csv') {
+      perFile.push(await sniffedCsv(conn, f.path));
+      continue;
+    }
+    const src = `read_parquet(${quotedString(f.path)}, hive_partitioning = false)`;
     const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${src})`))
       .getRows()
       .map((r) => String(r[0]));
@@ -215,7 +243,7 @@ function readerSelects(def: SourceDefinition, files: SourceFile[]): { sql: strin
       case 'csv':
         return {
           sql: `SELECT to_json(t)::VARCHAR AS raw
-            FROM read_csv(${path}, header = true, all_varchar = true, null_padding = true, strict_mode = false, auto_detect = true, hive_partitioning = false${lineLimit(f.path)}) t`,
+            FROM read_csv(${path}, ${CSV_OPTIONS}, auto_detect = true, hive_partitioning = false${lineLimit(f.path)}) t`,
           first: 2,
         };
       case 'parquet':

@@ -218,6 +218,28 @@ describe('explicit bad files', () => {
     expect(broken.byRule.invalid_json).toBe(1);
   });
 
+  it('CSV dialects and SQL-looking column names: the detected dialect and every header are read as they are', async () => {
+    // Semicolons, CRLF line ends, quoted delimiters, and an extra column named like SQL (with a quote in it).
+    const header = `student_id;timestamp;problem_id;correct;attempts;time_spent;"it's'); DROP TABLE t; --"`;
+    const rows = Array.from(
+      { length: 9 },
+      (_, i) => `lms-10000${1 + (i % 2)};${START} 10:0${i}:00;"p;${i}";${i % 2};${i + 1};30;x${i}`,
+    );
+    const rec = await landAndClean('lms-csv', 'dialect.csv', [header, ...rows].join('\r\n') + '\r\n');
+    expect(rec).toMatchObject({ raw: 9, accepted: 9, duplicates: 0, quarantined: 0 });
+    const { paths } = await deps.lake.localFiles('silver', 'lms_csv', START);
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const got = (
+      await conn.runAndReadAll(
+        `SELECT problem_id, correct, attempts FROM read_parquet(['${paths.join("', '")}'])
+        WHERE source_file LIKE '%dialect.csv' ORDER BY problem_id`,
+      )
+    ).getRows();
+    conn.closeSync();
+    expect(got).toEqual(Array.from({ length: 9 }, (_, i) => [`p;${i}`, i % 2 === 1, i + 1]));
+  });
+
   it('deeply nested JSON and a 50 MB single line end accepted or quarantined, not fatal', async () => {
     const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000);
     const huge = line({ id: 'big', actor: { mbox: 'mailto:nobody@example.org' }, text: 'x'.repeat(50 * 1024 * 1024) });

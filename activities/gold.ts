@@ -7,7 +7,8 @@ import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeart
 import { ErrorType, nonRetryable } from './errors.js';
 import { MAX_LOOKBACK_DAYS, studentFeaturesSql } from './features.js';
 
-export const GOLD_SCHEMA_VERSION = 2;
+/** Version 3: 12-character student keys (see `studentKey`); an earlier partition is never partially recomputed. */
+export const GOLD_SCHEMA_VERSION = 3;
 
 export interface BuildGoldFeaturesInput {
   /** As-of dates to (re)compute. */

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { type DuckDBConnection, quotedString } from '@duckdb/node-api';
 import type { PartitionRef } from '../lake/manifest.js';
 import { parquetScan, toNumber } from '../lake/duck.js';
-import { landedSlice, realignedSlice } from '../lake/paths.js';
+import { landedDateOf, landedSlice, realignedSlice } from '../lake/paths.js';
 import { copyToParquet, publishFile, publishQuery } from '../lake/publish-query.js';
 import { type ActivityDeps, faultHold, onConnections, PARALLEL_PIECES, withHeartbeat, withWorkDir } from './context.js';
 import { ErrorType, nonRetryable } from './errors.js';
@@ -27,9 +27,10 @@ export interface AlignTimelineOutput {
 
 /**
  * Version 2: a session is numbered within its student and day (`session_no`, 1, 2, …; an assessment's
- * `study_session_no`) instead of a text id repeating the student key and date on every row.
+ * `study_session_no`) instead of a text id repeating the student key and date on every row. Version 3: 12-character
+ * student keys (see `studentKey`).
  */
-export const TIMELINE_SCHEMA_VERSION = 2;
+export const TIMELINE_SCHEMA_VERSION = 3;
 
 /** Sensor samples further than this from an event are not joined to it. */
 export const SENSOR_TOLERANCE_SECONDS = 30;
@@ -80,6 +81,22 @@ const MODALITIES: { table: string; modality: string; select: string }[] = [
   },
 ];
 
+/**
+ * The files of a silver event partition in landing order (each landing's slice holds its rows in bronze file and line
+ * order), so a row id orders events as they were logged, however often a landing was re-run.
+ */
+async function landingOrder(deps: ActivityDeps, table: string, date: string): Promise<string[]> {
+  const { manifest, paths } = await deps.lake.localFiles('silver', table, date);
+  const landed = (i: number) => landedDateOf(manifest!.files[i]!.slice) ?? '';
+  return paths
+    .map((path, i) => ({ path, i }))
+    .sort(
+      (a, b) =>
+        landed(a.i).localeCompare(landed(b.i)) || manifest!.files[a.i]!.key.localeCompare(manifest!.files[b.i]!.key),
+    )
+    .map((x) => x.path);
+}
+
 /** Where assessments sit in MODALITIES: a timeline row id carries its modality's index above bit 48. */
 const assessmentModalities = MODALITIES.flatMap((m, i) => (m.modality === 'assessment' ? [i] : [])).join(', ');
 
@@ -125,7 +142,7 @@ async function alignDate(
   // The same row ids over the three columns sessions need (no course lookup, no other column decoded).
   const keyParts: string[] = [];
   for (const [i, m] of MODALITIES.entries()) {
-    const { paths } = await deps.lake.localFiles('silver', m.table, date);
+    const paths = await landingOrder(deps, m.table, date);
     if (!paths.length) continue;
     const rid = `${i}::BIGINT * ${2 ** 48} + file_index * ${2 ** 32} + file_row_number AS rid`;
     parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select},
@@ -226,11 +243,14 @@ async function alignDate(
   await conn.run(`CREATE OR REPLACE TEMP VIEW tl AS SELECT * FROM ${parquetScan([timelineFile])}`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
+  // Events at the same instant keep the order the player logged them in (row id: landing, bronze file, line; see
+  // landingOrder), so the minutes do not depend on anything derived from the pseudonymization key, such as a
+  // content-hash event id.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
     WITH v AS (
       SELECT student_key, course_id, object_id AS media_id, ts_utc, action, position, media_duration,
         lead(action) OVER w AS next_action, lead(position) OVER w AS next_position
-      FROM tl WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, event_id)
+      FROM ev WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, rid)
     ),
     iv AS (
       SELECT student_key, course_id, media_id, max(media_duration) OVER (PARTITION BY student_key, media_id) AS media_duration,

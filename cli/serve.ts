@@ -2,6 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import { quotedString } from '@duckdb/node-api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STUDENT_KEY_PATTERN } from '../activities/identity.js';
 import { readInterventionStatuses } from '../activities/interventions/index.js';
 import type { SegmentArtifact } from '../activities/models/index.js';
 import { ModelRegistry } from '../activities/models/registry.js';
@@ -78,7 +79,7 @@ export async function buildApi(config: Config): Promise<FastifyInstance> {
         summary: "A student's latest risk with reasons, segment and model versions (educators, own courses only)",
         params: {
           type: 'object',
-          properties: { key: { type: 'string', pattern: '^[0-9a-f]{32}$' } },
+          properties: { key: { type: 'string', pattern: STUDENT_KEY_PATTERN } },
           required: ['key'],
         },
         response: {

@@ -12,7 +12,8 @@ import { cleanSource, dropCleaned, type Reconciliation } from './engine.js';
 import { gunzipFiles } from './gzip.js';
 import { loadRoster, type RosterLoad } from './roster.js';
 
-export const SILVER_SCHEMA_VERSION = 2;
+/** Version 3: 12-character student keys (see `studentKey`), so content keys differ from version 2's. */
+export const SILVER_SCHEMA_VERSION = 3;
 /** Landings are deduplicated against this many earlier days of accepted events. */
 export const DEDUPE_LOOKBACK_DAYS = 7;
 /** Sources cleaned at the same time (each on its own connection of the shared DuckDB instance). */

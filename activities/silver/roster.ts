@@ -3,7 +3,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { sqlList } from '../../lake/duck.js';
 import type { ActivityDeps } from '../context.js';
 import { ErrorType, nonRetryable } from '../errors.js';
-import { studentKey } from '../identity.js';
+import { keyCollision, studentKey } from '../identity.js';
 
 /**
  * Pseudonymous keys already computed in this process, for one pseudonymization key at a time (identified by its
@@ -13,7 +13,7 @@ let keyCache: { secretHash: string; keys: Map<string, string> } = { secretHash: 
 const KEY_CACHE_LIMIT = 2_000_000;
 
 /** Raised whenever the roster tables are built differently from the same files (it is part of the snapshot's id). */
-const ROSTER_TABLES_REVISION = 1;
+const ROSTER_TABLES_REVISION = 2;
 
 function keyCacheFor(secret: string): Map<string, string> {
   const secretHash = createHash('sha256').update(secret).digest('hex');
@@ -132,6 +132,7 @@ async function buildRoster(
   await conn.run(`CREATE OR REPLACE TEMP TABLE roster_keys (id VARCHAR, student_key VARCHAR)`);
   const keys = await conn.createAppender('roster_keys', 'main', 'temp');
   const cache = keyCacheFor(deps.config.pseudonymKey);
+  const studentKeys: string[] = [];
   for (const [value] of ids) {
     const id = String(value);
     let key = cache.get(id);
@@ -139,8 +140,17 @@ async function buildRoster(
     keys.appendVarchar(id);
     keys.appendVarchar(key);
     keys.endRow();
+    studentKeys.push(key);
   }
   keys.closeSync();
+  const clash = keyCollision(studentKeys);
+  if (clash) {
+    throw nonRetryable(
+      ErrorType.ContractViolation,
+      `roster dt=${rosterDate}: students ${clash[0]} and ${clash[1]} of the snapshot (in file order) have the same ` +
+        'pseudonymous key; set a new EDLAKE_PSEUDONYM_KEY and rebuild (README: rotating the pseudonymization key)',
+    );
+  }
   const form = (kind: string, c: string, lower = false) =>
     `SELECT '${kind}:' || ${lower ? `lower(trim(${col(c)}))` : `trim(${col(c)})`} AS identity, k.student_key
      FROM roster_rows r JOIN roster_keys k USING (id) WHERE ${col(c)} IS NOT NULL`;

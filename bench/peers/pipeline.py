@@ -32,7 +32,9 @@ dates = json.load(open(os.path.join(DROP, "_generator.json")))["dates"]
 
 
 def student_key(student_id: str) -> str:
-    return hmac.new(KEY, f"student:{student_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    """edlake's pseudonym: the first 60 bits of HMAC-SHA256 as 12 characters of lowercase base32."""
+    v = int.from_bytes(hmac.new(KEY, f"student:{student_id}".encode(), hashlib.sha256).digest()[:8], "big") >> 4
+    return "".join("abcdefghijklmnopqrstuvwxyz234567"[(v >> (5 * (11 - i))) & 31] for i in range(12))
 
 
 # --- ingest ---------------------------------------------------------------------------------------------------------

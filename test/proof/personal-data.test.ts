@@ -188,7 +188,7 @@ describe('personal data and secrets never leave bronze', () => {
       ).toBe(true);
     expect(outputs.get('worker logs')!.length).toBeGreaterThan(1000);
     expect(prompts.length).toBeGreaterThan(0);
-    expect(outputs.get('API responses')).toMatch(/\/v1\/students\/[0-9a-f]{32}\/risk 200/);
+    expect(outputs.get('API responses')).toMatch(/\/v1\/students\/[a-z2-7]{12}\/risk 200/);
     expect(JSON.parse(outputs.get('edlake quarantine --json --limit 5000')!.trim()).length).toBeGreaterThan(0);
     expect(sinks.mail.length + sinks.webhook.deliveries.size).toBeGreaterThan(0);
   });

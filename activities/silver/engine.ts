@@ -580,7 +580,7 @@ export async function cleanSource(
     ? null
     : (
         await conn.runAndReadAll(
-          `SELECT DISTINCT strftime(CAST(ts_utc AS DATE), '%Y-%m-%d') FROM ${t('ranked')} WHERE rule IS NULL`,
+          `SELECT strftime(d, '%Y-%m-%d') FROM (SELECT DISTINCT CAST(ts_utc AS DATE) AS d FROM ${t('ranked')} WHERE rule IS NULL)`,
         )
       )
         .getRows()

@@ -169,7 +169,11 @@ async function silverForSource(
   const quarantine = quotedIdentifier(`${prefix}_quarantine`);
   let touched: string[] = [];
   if (files.length) {
-    touched = (await conn.runAndReadAll(`SELECT DISTINCT strftime(event_date, '%Y-%m-%d') FROM ${clean} ORDER BY 1`))
+    touched = (
+      await conn.runAndReadAll(
+        `SELECT strftime(d, '%Y-%m-%d') FROM (SELECT DISTINCT event_date AS d FROM ${clean}) ORDER BY 1`,
+      )
+    )
       .getRows()
       .map((r) => String(r[0]));
   }

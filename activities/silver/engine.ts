@@ -202,11 +202,16 @@ async function tabularReader(
 ): Promise<{ selects: string[]; columns: string[] }> {
   const perFile: { src: string; cols: string[] }[] = [];
   for (const f of files) {
-    if (def.format === 'csv') {
-      perFile.push(await sniffedCsv(conn, f.path));
+    // A file the sniffer gives up on (an empty one, say) is read as before, detecting on its own.
+    const sniffed = def.format === 'csv' ? await sniffedCsv(conn, f.path).catch(() => null) : null;
+    if (sniffed) {
+      perFile.push(sniffed);
       continue;
     }
-    const src = `read_parquet(${quotedString(f.path)}, hive_partitioning = false)`;
+    const src =
+      def.format === 'csv'
+        ? `read_csv(${quotedString(f.path)}, ${CSV_OPTIONS}, auto_detect = true, hive_partitioning = false${lineLimit(f.path)})`
+        : `read_parquet(${quotedString(f.path)}, hive_partitioning = false)`;
     const cols = (await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${src})`))
       .getRows()
       .map((r) => String(r[0]));

@@ -144,6 +144,9 @@ describe('explicit bad files', () => {
   it('an empty file lands and counts nothing', async () => {
     const rec = await landAndClean('xapi', 'empty.jsonl', '');
     expect(rec.raw).toBe(0);
+    // A CSV export with no bytes, and one with a header only.
+    expect((await landAndClean('lms-csv', 'empty.csv', '')).raw).toBe(0);
+    expect((await landAndClean('lms-csv', 'header.csv', 'student_id,timestamp,problem_id\n')).raw).toBe(0);
   });
 
   it('a byte-order mark, UTF-16 and invalid UTF-8 end accepted or quarantined, never lost', async () => {
@@ -164,6 +167,25 @@ describe('explicit bad files', () => {
     );
     expect(invalid.raw).toBe(2);
     expect(invalid.accepted + invalid.duplicates + invalid.quarantined).toBe(2);
+    // The same for a CSV export (its dialect is sniffed before it is read).
+    const csv = `student_id,timestamp,problem_id,correct,attempts,time_spent\nlms-100001,${START} 10:00:00,p1,1,1,30\n`;
+    for (const [name, body] of [
+      ['bom.csv', `\uFEFF${csv}`],
+      ['utf16.csv', Buffer.from(`\uFEFF${csv}`, 'utf16le')],
+      [
+        'invalid.csv',
+        Buffer.concat([
+          Buffer.from(csv),
+          Buffer.from('lms-100002,'),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(',p2,1,1,30\n'),
+        ]),
+      ],
+    ] as const) {
+      const rec = await landAndClean('lms-csv', name, body);
+      expect(rec.raw, name).toBe(name === 'invalid.csv' ? 2 : 1);
+      expect(rec.accepted + rec.duplicates + rec.quarantined, name).toBe(rec.raw);
+    }
   });
 
   it('Caliper documents of every shape: envelopes, arrays, single events, odd data and documents that are not JSON', async () => {

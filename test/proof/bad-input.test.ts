@@ -243,9 +243,10 @@ describe('explicit bad files', () => {
   it('CSV dialects and SQL-looking column names: the detected dialect and every header are read as they are', async () => {
     // Semicolons, CRLF line ends, quoted delimiters, and an extra column named like SQL (with a quote in it).
     const header = `student_id;timestamp;problem_id;correct;attempts;time_spent;"it's'); DROP TABLE t; --"`;
+    // Problem 4 is named with RFC 4180's doubled quotes.
     const rows = Array.from(
       { length: 9 },
-      (_, i) => `lms-10000${1 + (i % 2)};${START} 10:0${i}:00;"p;${i}";${i % 2};${i + 1};30;x${i}`,
+      (_, i) => `lms-10000${1 + (i % 2)};${START} 10:0${i}:00;"p;${i === 4 ? '""4""' : i}";${i % 2};${i + 1};30;x${i}`,
     );
     const rec = await landAndClean('lms-csv', 'dialect.csv', [header, ...rows].join('\r\n') + '\r\n');
     expect(rec).toMatchObject({ raw: 9, accepted: 9, duplicates: 0, quarantined: 0 });
@@ -259,7 +260,11 @@ describe('explicit bad files', () => {
       )
     ).getRows();
     conn.closeSync();
-    expect(got).toEqual(Array.from({ length: 9 }, (_, i) => [`p;${i}`, i % 2 === 1, i + 1]));
+    expect(got).toEqual(
+      Array.from({ length: 9 }, (_, i) => [`p;${i === 4 ? '"4"' : i}`, i % 2 === 1, i + 1]).sort((a, b) =>
+        String(a[0]) < String(b[0]) ? -1 : 1,
+      ),
+    );
   });
 
   it('deeply nested JSON and a 50 MB single line end accepted or quarantined, not fatal', async () => {

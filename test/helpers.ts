@@ -4,10 +4,30 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { createActivities } from '../activities/index.js';
+import type { BuildGoldFeaturesOutput } from '../activities/gold.js';
 import { type Config, loadConfig } from '../config/index.js';
+import { goldDatesFor } from '../workflows/contracts.js';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `edlake-${prefix}-`));
+}
+
+/**
+ * One night's data stages as the nightly workflow runs them: bronze, silver, the timeline of the dates the landing
+ * touched (its own among them), gold for the as-of dates those reach. Returns the aligned dates and gold's output.
+ */
+export async function dataNight(
+  acts: ReturnType<typeof createActivities>,
+  date: string,
+): Promise<{ aligned: string[]; gold: BuildGoldFeaturesOutput }> {
+  const ids = { runId: `r-${date}`, writeId: `run-${date}` };
+  await acts.landBronzeFiles({ date, runId: ids.runId });
+  const s = await acts.buildSilverTables({ date, ...ids });
+  const aligned = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
+  await acts.alignTimeline({ dates: aligned, landingDate: date, ...ids });
+  const gold = await acts.buildGoldFeatures({ dates: goldDatesFor(aligned, date), landingDate: date, ...ids });
+  return { aligned, gold };
 }
 
 /** A configuration for one test: its own lake and inbox, the shared test services. */

@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { addDays } from '../../lake/paths.js';
-import { goldDatesFor } from '../../workflows/contracts.js';
 import { generate } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
-import { testConfig } from '../helpers.js';
+import { dataNight, testConfig } from '../helpers.js';
 
 const config = testConfig();
 const deps = createDeps(config);
@@ -26,14 +25,7 @@ describe('a late event dated before the lake’s first night', () => {
     const student = readFileSync(csv, 'utf8').split('\n')[1]!.split(',')[0]!;
     appendFileSync(csv, `${student},${early} 12:00:00,MATH101-P7,1,1,90\n`);
     for (const date of [START, addDays(START, 1), third]) {
-      const ids = { runId: `r-${date}`, writeId: `run-${date}` };
-      await acts.landBronzeFiles({ date, runId: ids.runId });
-      const s = await acts.buildSilverTables({ date, ...ids });
-      const touched = s.touchedDates.filter((d) => d <= date);
-      const align = touched.includes(date) ? touched : [...touched, date].sort();
-      await acts.alignTimeline({ dates: align, landingDate: date, ...ids });
-      const gold = goldDatesFor(align, date);
-      const g = await acts.buildGoldFeatures({ dates: gold, landingDate: date, ...ids });
+      const { aligned: align, gold: g } = await dataNight(acts, date);
       if (date === third) {
         expect(align[0]).toBe(early);
         expect(g.partitions.map((p) => p.date)).toContain(early);

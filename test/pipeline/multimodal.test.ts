@@ -7,10 +7,9 @@ import { sourceKinds } from '../../activities/sources.js';
 import { silverTable } from '../../activities/silver/index.js';
 import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { addDays } from '../../lake/paths.js';
-import { goldDatesFor } from '../../workflows/contracts.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
-import { testConfig } from '../helpers.js';
+import { dataNight, testConfig } from '../helpers.js';
 
 const config = testConfig();
 const deps = createDeps(config);
@@ -37,14 +36,7 @@ const scan = async (layer: 'silver' | 'gold' | 'quarantine', dataset: string, da
   return partitionScan(manifest, paths);
 };
 
-async function nightly(date: string): Promise<void> {
-  await acts.landBronzeFiles({ date, runId: `r-${date}` });
-  const s = await acts.buildSilverTables({ date, runId: `r-${date}`, writeId: `run-${date}` });
-  const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
-  await acts.alignTimeline({ dates, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
-  const gold = goldDatesFor(dates, date);
-  await acts.buildGoldFeatures({ dates: gold, landingDate: date, runId: `r-${date}`, writeId: `run-${date}` });
-}
+const nightly = (date: string) => dataNight(acts, date);
 
 describe('multi-modal landing, cleaning and alignment over generated days', () => {
   beforeAll(async () => {

@@ -3,10 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { studentKey } from '../../activities/identity.js';
 import { partitionScan } from '../../lake/duck.js';
-import { goldDatesFor } from '../../workflows/contracts.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
-import { tempDir, testConfig } from '../helpers.js';
+import { dataNight, tempDir, testConfig } from '../helpers.js';
 
 // The same drop run under two pseudonymization keys: once the keys are mapped onto each other, every aligned event
 // and every feature is the same. Nothing but the keys (and the content-hash event ids built from them) may depend on
@@ -22,16 +21,7 @@ let gen: GenerateResult;
 describe('pseudonymization key', () => {
   beforeAll(async () => {
     gen = await generate({ out: inbox, students: 40, days: 4, start: '2027-03-01', seed: 21 });
-    for (const { acts } of runs) {
-      for (const date of gen.dates) {
-        const ids = { runId: `r-${date}`, writeId: `run-${date}` };
-        await acts.landBronzeFiles({ date, runId: ids.runId });
-        const s = await acts.buildSilverTables({ date, ...ids });
-        const dates = [...new Set([...s.touchedDates.filter((d) => d <= date), date])].sort();
-        await acts.alignTimeline({ dates, landingDate: date, ...ids });
-        await acts.buildGoldFeatures({ dates: goldDatesFor(dates, date), landingDate: date, ...ids });
-      }
-    }
+    for (const { acts } of runs) for (const date of gen.dates) await dataNight(acts, date);
   }, 180_000);
   afterAll(async () => {
     for (const { deps } of runs) await deps.duck.close();

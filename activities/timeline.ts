@@ -82,8 +82,8 @@ const MODALITIES: { table: string; modality: string; select: string }[] = [
 ];
 
 /**
- * The files of a silver event partition in landing order (each landing's slice holds its rows in bronze file and line
- * order), so a row id orders events as they were logged, however often a landing was re-run.
+ * The files of a silver event partition in landing order, so a row id's file part orders events by landing, however
+ * often a landing was re-run.
  */
 async function landingOrder(deps: ActivityDeps, table: string, date: string): Promise<string[]> {
   const { manifest, paths } = await deps.lake.localFiles('silver', table, date);
@@ -145,8 +145,13 @@ async function alignDate(
     const paths = await landingOrder(deps, m.table, date);
     if (!paths.length) continue;
     const rid = `${i}::BIGINT * ${2 ** 48} + file_index * ${2 ** 32} + file_row_number AS rid`;
+    // Video events carry where they were logged (bronze file and line) for the watched intervals below.
+    const logged =
+      m.modality === 'video'
+        ? 'source_file AS logged_file, source_line AS logged_line'
+        : 'NULL::VARCHAR AS logged_file, NULL::BIGINT AS logged_line';
     parts.push(`SELECT event_id, student_key, course_id, ts_utc, '${m.modality}' AS modality, '${m.table}' AS source, ${m.select},
-        ${rid}
+        ${rid}, ${logged}
       FROM ${parquetScan(paths)} ${only}`);
     keyParts.push(`SELECT ${rid}, student_key, ts_utc FROM ${parquetScan(paths)} ${only}`);
   }
@@ -168,7 +173,8 @@ async function alignDate(
         : `SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS student_key, NULL::VARCHAR AS course_id, NULL::TIMESTAMP AS ts_utc,
           NULL::VARCHAR AS modality, NULL::VARCHAR AS source, NULL::VARCHAR AS action, NULL::VARCHAR AS object_id, NULL::BOOLEAN AS success,
           NULL::DOUBLE AS score, NULL::INTEGER AS attempts, NULL::DOUBLE AS duration_s, NULL::DOUBLE AS position, NULL::DOUBLE AS position_to,
-          NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words, NULL::BIGINT AS rid LIMIT 0`
+          NULL::DOUBLE AS media_duration, NULL::TIMESTAMP AS due_at, NULL::INTEGER AS words, NULL::BIGINT AS rid,
+          NULL::VARCHAR AS logged_file, NULL::BIGINT AS logged_line LIMIT 0`
     }) u LEFT JOIN (
       SELECT student_key, min(course_id) AS course_id FROM enrol GROUP BY student_key HAVING count(DISTINCT course_id) = 1
     ) c ON c.student_key = u.student_key`,
@@ -235,7 +241,7 @@ async function alignDate(
   const timelineFile = join(dir, `silver-timeline-${date}${partial ? `-realigned_${input.landingDate}` : ''}.parquet`);
   const timelineRows = await copyToParquet(
     conn,
-    `SELECT ev.* EXCLUDE (rid), j.session_no, j.heart_rate, j.attention, s.study_session_no
+    `SELECT ev.* EXCLUDE (rid, logged_file, logged_line), j.session_no, j.heart_rate, j.attention, s.study_session_no
     FROM ev JOIN tl_keys j ON j.rid = ev.rid LEFT JOIN study s ON s.rid = ev.rid`,
     timelineFile,
     { eventRows: true },
@@ -243,14 +249,16 @@ async function alignDate(
   await conn.run(`CREATE OR REPLACE TEMP VIEW tl AS SELECT * FROM ${parquetScan([timelineFile])}`);
 
   // Video: watched intervals from play → next pause/seek/ended per student and media, merged so re-watches count once.
-  // Events at the same instant keep the order the player logged them in (row id: landing, bronze file, line; see
-  // landingOrder), so the minutes do not depend on anything derived from the pseudonymization key, such as a
-  // content-hash event id.
+  // Events at the same instant keep the order the player logged them in (landing — the row id's file part, see
+  // landingOrder — then bronze file and line, named explicitly: a slice's rows are not guaranteed to be stored in line
+  // order), so the minutes depend neither on how a write was parallelized nor on anything derived from the
+  // pseudonymization key, such as a content-hash event id.
   await conn.run(`CREATE OR REPLACE TEMP TABLE watched AS
     WITH v AS (
       SELECT student_key, course_id, object_id AS media_id, ts_utc, action, position, media_duration,
         lead(action) OVER w AS next_action, lead(position) OVER w AS next_position
-      FROM ev WHERE modality = 'video' WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, rid)
+      FROM ev WHERE modality = 'video'
+      WINDOW w AS (PARTITION BY student_key, object_id ORDER BY ts_utc, rid // ${2 ** 32}, logged_file, logged_line)
     ),
     iv AS (
       SELECT student_key, course_id, media_id, max(media_duration) OVER (PARTITION BY student_key, media_id) AS media_duration,

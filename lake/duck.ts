@@ -33,7 +33,23 @@ export class Duck {
   private shared = new Map<string, SharedEntry>();
   private sharedSeq = 0;
 
+  private single: Duck | undefined;
+
   constructor(private readonly opts: DuckOptions) {}
+
+  /**
+   * A sibling database whose queries each run on one thread, for work made of several independent queries at a time
+   * (silver cleans a few sources at once): on two cores that keeps them as busy as parallel queries would, without the
+   * cost of splitting each query across threads (partitioned hash tables, merged sorts) — about a fifth less CPU for
+   * the same rows. Its own instance (DuckDB's thread count is per instance) with the same memory limit; tables made
+   * in one are not seen by the other. Closed with this one.
+   */
+  singleThreaded(): Duck {
+    if (this.opts.threads === 1) return this;
+    // A spill folder of its own: two instances would otherwise name their temporary files alike.
+    this.single ??= new Duck({ ...this.opts, threads: 1, tempDirectory: join(this.opts.tempDirectory, 'single') });
+    return this.single;
+  }
 
   private async getInstance(): Promise<DuckDBInstance> {
     this.instance ??= (async () => {
@@ -113,6 +129,8 @@ export class Duck {
   }
 
   async close(): Promise<void> {
+    await this.single?.close();
+    this.single = undefined;
     this.shared.clear();
     if (this.instance) (await this.instance).closeSync();
     this.instance = undefined;

@@ -232,14 +232,17 @@ export function createSilverActivities(deps: ActivityDeps) {
         withWorkDir(deps, 'silver', (dir) =>
           (async () => {
             progress({ step: 'roster' });
+            // Sources are cleaned a few at a time, each query on one thread (see `Duck.singleThreaded`); the roster's
+            // shared tables live in the same database.
+            const cleaning: ActivityDeps = { ...deps, duck: deps.duck.singleThreaded() };
             // The roster snapshot is built while the sources' files are being read (reading needs no roster).
-            const roster = loadRoster(deps, input.date);
+            const roster = loadRoster(cleaning, input.date);
             try {
               const base = { date: input.date, runId: input.runId, writeId: input.writeId };
               // The roster snapshot in force tonight, pseudonymous; the files of the night before are taken over
               // when they hold the same snapshot.
               const snapshot = roster.then((r) =>
-                deps.duck.withConnection(async (conn) => {
+                cleaning.duck.withConnection(async (conn) => {
                   const out: PartitionRef[] = [];
                   for (const [dataset, table, orderBy, stats] of [
                     ['students', r.tables.students, 'student_key', { students: r.students }],
@@ -253,8 +256,8 @@ export function createSilverActivities(deps: ActivityDeps) {
                       stats: { ...stats, rosterSnapshot: r.snapshot },
                     };
                     out.push(
-                      (await carryRosterTable(deps, conn, dir, p)) ??
-                        (await publishTable(deps, conn, dir, { ...p, sql: `SELECT * FROM ${table}`, orderBy })),
+                      (await carryRosterTable(cleaning, conn, dir, p)) ??
+                        (await publishTable(cleaning, conn, dir, { ...p, sql: `SELECT * FROM ${table}`, orderBy })),
                     );
                   }
                   return out;
@@ -262,10 +265,10 @@ export function createSilverActivities(deps: ActivityDeps) {
               );
               // Its failure is reported where it is awaited, after the sources have settled.
               snapshot.catch(() => undefined);
-              // Sources are independent: each is cleaned on its own connection, a few at a time, so one source's
-              // single-threaded steps (a JSON document, a small table) overlap another's parallel ones.
+              // Sources are independent: each is cleaned on its own connection, a few at a time and each query on
+              // one thread, so the cores stay busy without the cost of splitting every query across them.
               const results = await onConnections(
-                deps,
+                cleaning,
                 [...definitions.values()],
                 SOURCE_CONCURRENCY,
                 progress,
@@ -273,7 +276,7 @@ export function createSilverActivities(deps: ActivityDeps) {
                 async (conn, def) => {
                   const sub = join(dir, silverTable(def.name));
                   await mkdir(sub, { recursive: true });
-                  return silverForSource(deps, conn, sub, def, input, roster);
+                  return silverForSource(cleaning, conn, sub, def, input, roster);
                 },
               );
               const partitions: PartitionRef[] = [...(await snapshot)];

@@ -1,8 +1,9 @@
-import { DuckDBInstance } from '@duckdb/node-api';
+import { join } from 'node:path';
+import { DuckDBInstance, quotedString } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { studentKey } from '../../activities/identity.js';
-import { partitionScan } from '../../lake/duck.js';
+import { parquetScan, partitionScan } from '../../lake/duck.js';
 import { generate, type GenerateResult } from '../../generator/index.js';
 import { createDeps } from '../../workers/deps.js';
 import { dataNight, tempDir, testConfig } from '../helpers.js';
@@ -57,5 +58,62 @@ describe('pseudonymization key', () => {
     }
     conn.closeSync();
     expect(compared).toBeGreaterThan(1000);
+  });
+
+  it('watches video in logged order whatever order a silver slice stores its rows in', async () => {
+    // Play and pause at the same instant are told apart by where they were logged (landing, bronze file, line), not
+    // by the order a parallel write happened to leave the rows in: each landing's video rows are stored again in
+    // reverse, the date realigned, and the watched minutes must not move.
+    const { deps, acts } = runs[0]!;
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const date = gen.dates[1]!;
+    const dir = tempDir('reversed');
+    const minutes = async () =>
+      (
+        await conn.runAndReadAll(
+          `SELECT student_key, course_id, video_minutes FROM ${parquetScan((await deps.lake.localFiles('silver', 'student_day', date)).paths)}
+          WHERE video_minutes > 0 ORDER BY ALL`,
+        )
+      ).getRowObjectsJson();
+    const before = await minutes();
+    const { manifest, paths } = await deps.lake.localFiles('silver', 'video', date);
+    // Ties the order decides: the same student and media at the same instant, a play among them.
+    const ties = Number(
+      (
+        await conn.runAndReadAll(`SELECT count(*) FROM (SELECT student_key, media_id, ts_utc FROM ${parquetScan(paths)}
+          GROUP BY ALL HAVING count(*) > 1 AND count(*) FILTER (WHERE event = 'play') > 0)`)
+      ).getRows()[0]![0],
+    );
+    expect(ties).toBeGreaterThan(0);
+    const firstLines = async (ps: string[]) =>
+      (await conn.runAndReadAll(`SELECT source_line FROM ${parquetScan(ps)} LIMIT 3`)).getRows().flat().map(Number);
+    const storedBefore = await firstLines(paths);
+    const reversed = manifest!.files.map((_, i) => join(dir, `${i}.parquet`));
+    for (const [i, path] of paths.entries()) {
+      await conn.run(`COPY (SELECT * EXCLUDE (file_row_number) FROM read_parquet(${quotedString(path)}, file_row_number = true)
+        ORDER BY file_row_number DESC) TO ${quotedString(reversed[i]!)} (FORMAT parquet)`);
+    }
+    for (const [i, file] of manifest!.files.entries()) {
+      await deps.lake.publishPartition({
+        layer: 'silver',
+        dataset: 'video',
+        date,
+        runId: manifest!.runId,
+        writeId: `reversed-${i}`,
+        files: [{ localPath: reversed[i]!, rows: file.rows }],
+        schema: manifest!.schema,
+        schemaVersion: manifest!.schemaVersion,
+        stats: manifest!.stats,
+        ...(file.slice ? { slice: file.slice } : {}),
+      });
+    }
+    const stored = await deps.lake.localFiles('silver', 'video', date);
+    expect(await firstLines(stored.paths)).not.toEqual(storedBefore);
+    await acts.alignTimeline({ dates: [date], landingDate: date, runId: `r-${date}`, writeId: `realign-${date}` });
+    const after = await minutes();
+    conn.closeSync();
+    expect(before.length).toBeGreaterThan(0);
+    expect(after).toEqual(before);
   });
 });

@@ -217,6 +217,24 @@ async function silverForSource(
   return { rec, partitions, touched: files.length && def.modality !== 'outcome' ? touched : [], notes };
 }
 
+/**
+ * Where a landing's sources are cleaned. Sources are cleaned a few at a time; when the others can keep the remaining
+ * cores busy while the largest is cleaned (it holds at most its share of the landing's bronze bytes), each query runs on
+ * one thread (see `Duck.singleThreaded`): the same work for less CPU. A landing dominated by one source (a night of one
+ * export) is cleaned with every thread. The roster's shared tables live in the same database.
+ */
+async function cleaningDeps(deps: ActivityDeps, sources: string[], date: string): Promise<ActivityDeps> {
+  const bytes = await Promise.all(
+    sources.map(async (source) =>
+      ((await deps.lake.readManifest('bronze', source, date))?.files ?? []).reduce((n, f) => n + f.bytes, 0),
+    ),
+  );
+  const total = bytes.reduce((a, b) => a + b, 0);
+  return Math.max(0, ...bytes) * deps.config.pipeline.duckdbThreads <= total
+    ? { ...deps, duck: deps.duck.singleThreaded() }
+    : deps;
+}
+
 export function createSilverActivities(deps: ActivityDeps) {
   const definitions = loadSourceDefinitions();
   return {
@@ -232,9 +250,7 @@ export function createSilverActivities(deps: ActivityDeps) {
         withWorkDir(deps, 'silver', (dir) =>
           (async () => {
             progress({ step: 'roster' });
-            // Sources are cleaned a few at a time, each query on one thread (see `Duck.singleThreaded`); the roster's
-            // shared tables live in the same database.
-            const cleaning: ActivityDeps = { ...deps, duck: deps.duck.singleThreaded() };
+            const cleaning = await cleaningDeps(deps, [...definitions.keys()], input.date);
             // The roster snapshot is built while the sources' files are being read (reading needs no roster).
             const roster = loadRoster(cleaning, input.date);
             try {

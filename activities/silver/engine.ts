@@ -404,16 +404,26 @@ export async function cleanSource(
         .map((p) => `json_extract_string(raw, ${quotedString(p)})`)
         .join(', ')})`;
 
-  const identityForm = def.identity
-    .map((id) => {
-      let v = trimmed(extract(id.path));
-      if (id.stripPrefix)
-        v = `regexp_replace(${v}, ${quotedString(`^${id.stripPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)}, '', 'i')`;
-      if (id.lastSegment) v = `regexp_extract(${v}, '([^/]+)/?$', 1)`;
-      if (id.kind === 'email') v = `lower(${v})`;
-      return `CASE WHEN ${extract(id.path)} IS NOT NULL THEN ${quotedString(`${id.kind}:`)} || ${v} END`;
-    })
-    .join(', ');
+  const identityValue = (id: (typeof def.identity)[number]) => {
+    let v = trimmed(extract(id.path));
+    if (id.stripPrefix)
+      v = `regexp_replace(${v}, ${quotedString(`^${id.stripPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)}, '', 'i')`;
+    if (id.lastSegment) v = `regexp_extract(${v}, '([^/]+)/?$', 1)`;
+    if (id.kind === 'email') v = `lower(${v})`;
+    return v;
+  };
+  // A record's identity as the roster knows it: `kind:value` of the first identity field it holds. A source with one
+  // identity field is looked up by the value alone, against the roster's forms of its kind with the prefix cut (one
+  // short table) instead of a string built for every record.
+  const oneKind = def.identity.length === 1 ? def.identity[0]!.kind : null;
+  const identityForm = oneKind
+    ? identityValue(def.identity[0]!)
+    : def.identity
+        .map(
+          (id) =>
+            `CASE WHEN ${extract(id.path)} IS NOT NULL THEN ${quotedString(`${id.kind}:`)} || ${identityValue(id)} END`,
+        )
+        .join(', ');
 
   const xSql = direct
     ? `SELECT rid, file_no, line_no, true AS is_object,
@@ -464,9 +474,12 @@ export async function cleanSource(
 
   // Only the identity kinds the source names are hashed for the lookup (a smaller table to probe).
   const kinds = [...new Set(def.identity.map((id) => id.kind))];
-  const identities = `(SELECT identity, student_key FROM ${ctx.identities} WHERE ${kinds
-    .map((k) => `starts_with(identity, ${quotedString(`${k}:`)})`)
-    .join(' OR ')})`;
+  const identities = oneKind
+    ? `(SELECT substr(identity, ${oneKind.length + 2}) AS identity, student_key FROM ${ctx.identities}
+        WHERE starts_with(identity, ${quotedString(`${oneKind}:`)}))`
+    : `(SELECT identity, student_key FROM ${ctx.identities} WHERE ${kinds
+        .map((k) => `starts_with(identity, ${quotedString(`${k}:`)})`)
+        .join(' OR ')})`;
   const typedSql = `
     SELECT x.*,
       ${fields.map(([name, f]) => `${typed(name, f)} AS ${quotedIdentifier(name)}`).join(',\n      ')}${fields.length ? ',' : ''}

@@ -277,8 +277,9 @@ async function alignDate(
 
   await conn.run(`CREATE OR REPLACE TEMP TABLE student_day AS
     WITH roster AS (SELECT DISTINCT student_key FROM ${parquetScan(students)} ${only}),
-    -- Every (student, course) with events, once: the grid takes its pairs from here.
-    agg AS MATERIALIZED (
+    -- Every (student, course) with events, once: the grid takes its pairs from here. Distinct counts are taken from
+    -- the distinct values themselves below (DuckDB's DISTINCT aggregates cost more than everything else here together).
+    counts AS (
       SELECT student_key, course_id,
         count(*) AS events,
         count(*) FILTER (WHERE modality = 'activity') AS activity_events,
@@ -295,13 +296,31 @@ async function alignDate(
         coalesce(sum(attempts), 0) AS attempts,
         count(*) FILTER (WHERE modality = 'practice' AND success) AS practice_correct,
         coalesce(sum(attempts) FILTER (WHERE modality = 'practice'), 0) AS practice_attempts,
-        count(DISTINCT object_id) FILTER (WHERE modality = 'practice') AS practice_items,
         round(coalesce(sum(duration_s) FILTER (WHERE modality = 'practice'), 0) / 60, 6) AS practice_minutes,
-        count(DISTINCT object_id) FILTER (WHERE modality = 'practice' OR (modality = 'activity' AND success IS NOT NULL)) AS items,
         round(coalesce(sum(duration_s), 0) / 60, 6) AS time_on_task_minutes,
-        count(DISTINCT session_no) FILTER (WHERE modality <> 'assessment') AS sessions,
         round(avg(attention), 6) AS attention
       FROM tl GROUP BY ALL
+    ),
+    -- Items answered (practice, or activities with a success verdict), practice items among them, and sessions with
+    -- something other than a submission in them.
+    item_counts AS (
+      SELECT student_key, course_id, count(*) AS items, count(*) FILTER (WHERE practice) AS practice_items FROM (
+        SELECT student_key, course_id, object_id, bool_or(modality = 'practice') AS practice FROM tl
+        WHERE object_id IS NOT NULL AND (modality = 'practice' OR (modality = 'activity' AND success IS NOT NULL))
+        GROUP BY ALL)
+      GROUP BY ALL
+    ),
+    session_counts AS (
+      SELECT student_key, course_id, count(*) AS sessions FROM (
+        SELECT DISTINCT student_key, course_id, session_no FROM tl WHERE modality <> 'assessment' AND session_no IS NOT NULL)
+      GROUP BY ALL
+    ),
+    agg AS MATERIALIZED (
+      SELECT c.*, coalesce(i.practice_items, 0) AS practice_items, coalesce(i.items, 0) AS items,
+        coalesce(s.sessions, 0) AS sessions
+      FROM counts c
+      LEFT JOIN item_counts i ON i.student_key = c.student_key AND i.course_id IS NOT DISTINCT FROM c.course_id
+      LEFT JOIN session_counts s ON s.student_key = c.student_key AND s.course_id IS NOT DISTINCT FROM c.course_id
     ),
     grid AS (
       SELECT DISTINCT e.student_key, e.course_id FROM enrol e
